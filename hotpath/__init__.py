@@ -1,0 +1,3 @@
+"""hotpath: one Ray runtime serving real-time recommendations and wearable voice commands."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,247 @@
+"""The small storage interfaces the products need, and the records that cross them.
+
+Three interfaces, each with two implementations behind one contract test suite:
+
+=================  ==========================  ==========================
+interface          embedded profile            full profile
+=================  ==========================  ==========================
+HotCache           Redis  (also: InMemory)     Redis
+DimensionStore     SQLite                      Cassandra
+EventLog           embedded file log           Kafka
+=================  ==========================  ==========================
+
+``HotCache`` and ``DimensionStore`` are synchronous (cheap calls, used from domain code, threads
+and actors alike); ``EventLog`` is asynchronous (long-running consumers, aiokafka). Adapters map
+their client's exceptions to :class:`hotpath.errors.StoreError` / ``StreamError`` /
+``ServiceUnavailable``; nothing foreign leaks through.
+"""
+
+from __future__ import annotations
+
+import abc
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+__all__ = [
+    "SemanticRelations",
+    "CategoryCoView",
+    "MasterPids",
+    "EventIn",
+    "LogRecord",
+    "Subscription",
+    "HotCache",
+    "DimensionStore",
+    "EventLog",
+    "partition_for",
+]
+
+
+# --------------------------------------------------------------------------- dimension records
+@dataclass(frozen=True, slots=True)
+class SemanticRelations:
+    """A row of ``master_semantic_relations``: a master's related masters from the daily batch."""
+
+    master_id: UUID
+    related_masters: Mapping[UUID, float]
+    """Related master -> similarity score (frozen map in CQL)."""
+    inference_ts: datetime
+    """When the batch computed this row (UTC, timezone-aware)."""
+    inference_source: str
+    """Which job produced it, e.g. ``daily-batch-v3``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCoView:
+    """A row of ``category_co_view_relations``: categories co-viewed with ``cat_id``."""
+
+    cat_id: str
+    related_cats: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class MasterPids:
+    """A row of ``master_to_pids``: a master's seller pids and their metadata (JSON text)."""
+
+    master_id: UUID
+    pids: Sequence[UUID]
+    metadata: Mapping[UUID, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- event-log records
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    """One event to append. ``key`` picks the partition (see :func:`partition_for`)."""
+
+    value: bytes
+    key: bytes | None = None
+    timestamp_ms: int | None = None
+    """Event time in ms since the epoch; the log's append time when ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One event read back, with its position in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+def partition_for(key: bytes | None, partitions: int, *, fallback: int = 0) -> int:
+    """The partition of a keyed event: the same function for every EventLog implementation."""
+    if key is None:
+        return fallback % partitions
+    return zlib.crc32(key) % partitions
+
+
+# --------------------------------------------------------------------------- interfaces
+class Subscription(abc.ABC):
+    """A live pub/sub subscription; ``close()`` stops delivery."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class HotCache(abc.ABC):
+    """Hot, volatile serving data: sorted sets, hashes, strings with TTLs, and pub/sub.
+
+    Keys and members are ``str``. Sorted-set reads return ``(member, score)`` pairs ordered by
+    score descending, ties by member ascending.
+    """
+
+    # strings / keys
+    @abc.abstractmethod
+    def ping(self) -> bool: ...
+
+    @abc.abstractmethod
+    def get(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def set(self, key: str, value: str, *, ttl_s: float | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, *keys: str) -> int:
+        """Delete keys; returns how many existed."""
+
+    @abc.abstractmethod
+    def expire(self, key: str, ttl_s: float) -> bool: ...
+
+    @abc.abstractmethod
+    def ttl(self, key: str) -> float | None:
+        """Seconds left, ``None`` when the key has no TTL or does not exist."""
+
+    @abc.abstractmethod
+    def scan(self, prefix: str) -> Iterable[str]:
+        """Every live key starting with ``prefix``."""
+
+    # sorted sets
+    @abc.abstractmethod
+    def zadd(self, key: str, members: Mapping[str, float], *, ttl_s: float | None = None) -> None:
+        """Upsert members' scores; sets the TTL when given."""
+
+    @abc.abstractmethod
+    def zreplace(self, key: str, members: Mapping[str, float], *, ttl_s: float | None = None) -> None:
+        """Atomically make the set equal to ``members`` (empty mapping deletes the key). Idempotent."""
+
+    @abc.abstractmethod
+    def ztop(self, key: str, n: int) -> list[tuple[str, float]]:
+        """Up to ``n`` highest-scored members."""
+
+    @abc.abstractmethod
+    def ztop_many(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        """``ztop`` for many keys in one round trip; result order matches ``keys``."""
+
+    @abc.abstractmethod
+    def zprune_below(self, key: str, min_score: float) -> int:
+        """Remove members scored below ``min_score``; returns how many went."""
+
+    # hashes
+    @abc.abstractmethod
+    def hset(self, key: str, mapping: Mapping[str, str], *, ttl_s: float | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def hgetall(self, key: str) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    def hgetall_many(self, keys: Sequence[str]) -> list[dict[str, str]]:
+        """``hgetall`` for many keys in one round trip; result order matches ``keys``."""
+
+    # pub/sub
+    @abc.abstractmethod
+    def publish(self, channel: str, message: str) -> int: ...
+
+    @abc.abstractmethod
+    def subscribe(self, channel: str, callback: Callable[[str], None]) -> Subscription:
+        """Call ``callback(message)`` for each message on ``channel`` until closed."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class DimensionStore(abc.ABC):
+    """Durable dimension data: the three tables of the design notes. Writes are upserts."""
+
+    @abc.abstractmethod
+    def ensure_schema(self) -> None:
+        """Create tables if missing (idempotent migration)."""
+
+    @abc.abstractmethod
+    def put_semantic(self, rows: Iterable[SemanticRelations]) -> int: ...
+
+    @abc.abstractmethod
+    def get_semantic(self, master_ids: Sequence[UUID]) -> dict[UUID, SemanticRelations]:
+        """Rows that exist, keyed by master id; missing ids are absent."""
+
+    @abc.abstractmethod
+    def put_coview(self, rows: Iterable[CategoryCoView]) -> int: ...
+
+    @abc.abstractmethod
+    def get_coview(self, cat_ids: Sequence[str]) -> dict[str, CategoryCoView]: ...
+
+    @abc.abstractmethod
+    def put_master_pids(self, rows: Iterable[MasterPids]) -> int: ...
+
+    @abc.abstractmethod
+    def get_master_pids(self, master_ids: Sequence[UUID]) -> dict[UUID, MasterPids]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class EventLog(abc.ABC):
+    """A partitioned, append-only, replayable log of events (Kafka or the embedded log).
+
+    Offsets are per partition, dense, starting at 0. Consumers keep their own offsets (in their
+    checkpoints), so the log needs no consumer-group state.
+    """
+
+    @abc.abstractmethod
+    async def create_topic(self, topic: str, partitions: int) -> None:
+        """Create the topic if missing; an existing topic keeps its partition count."""
+
+    @abc.abstractmethod
+    async def partitions(self, topic: str) -> int:
+        """Partition count; raises NotFound for an unknown topic."""
+
+    @abc.abstractmethod
+    async def append(self, topic: str, events: Sequence[EventIn]) -> list[tuple[int, int]]:
+        """Append events, partitioned by :func:`partition_for`; returns ``(partition, offset)`` each."""
+
+    @abc.abstractmethod
+    async def read(
+        self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0
+    ) -> list[LogRecord]:
+        """Records from ``offset`` on (at most ``max_records``), waiting up to ``timeout_s`` for one."""
+
+    @abc.abstractmethod
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record will get."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
