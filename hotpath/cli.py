@@ -20,7 +20,7 @@ root.add_typer(bench, name="bench")
 AREAS = (
     "hotpath.cluster.cli",
     "hotpath.recs.cli",
-    "hotpath.streams.cli",
+    "hotpath.coview.cli",
     "hotpath.voice.cli",
     "hotpath.intent.cli",
 )

@@ -25,7 +25,7 @@ from pydantic_settings import (
 from hotpath.errors import ConfigError
 from hotpath.intent.settings import IntentSettings
 from hotpath.recs.settings import RecsSettings
-from hotpath.streams.settings import StreamingSettings
+from hotpath.coview.settings import StreamingSettings
 from hotpath.voice.settings import VoiceSettings
 
 __all__ = [
