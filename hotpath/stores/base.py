@@ -149,6 +149,11 @@ class HotCache(abc.ABC):
     def zreplace(self, key: str, members: Mapping[str, float], *, ttl_s: float | None = None) -> None:
         """Atomically make the set equal to ``members`` (empty mapping deletes the key). Idempotent."""
 
+    def zreplace_many(self, items: Mapping[str, Mapping[str, float]], *, ttl_s: float | None = None) -> None:
+        """``zreplace`` for many keys (each key atomic; one round trip where the backend can). Idempotent."""
+        for key, members in items.items():
+            self.zreplace(key, members, ttl_s=ttl_s)
+
     @abc.abstractmethod
     def ztop(self, key: str, n: int) -> list[tuple[str, float]]:
         """Up to ``n`` highest-scored members."""
@@ -237,7 +242,11 @@ class EventLog(abc.ABC):
     async def read(
         self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0
     ) -> list[LogRecord]:
-        """Records from ``offset`` on (at most ``max_records``), waiting up to ``timeout_s`` for one."""
+        """Records from ``offset`` on (at most ``max_records``), waiting up to ``timeout_s`` for one.
+
+        May return fewer records than are available (read on from the last offset + 1). An offset
+        past :meth:`end_offset` raises BadInput; an unknown topic NotFound.
+        """
 
     @abc.abstractmethod
     async def end_offset(self, topic: str, partition: int) -> int:
