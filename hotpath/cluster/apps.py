@@ -1,0 +1,82 @@
+"""The extension point of ``hotpath up``: app starters run once the services and Ray are up.
+
+An app starter is ``start(settings, say) -> list[Endpoint]``: it deploys its application (a Ray
+Serve app, an actor, ...) on the running cluster and returns what it exposes, which ``hotpath up``
+prints. Starters are named by ``"module:function"`` and imported only when run, so listing one
+costs nothing at import time. To add the recommendation and voice applications::
+
+    APP_STARTERS.append(AppStarter("recs", "hotpath.graphs.recs_app:start"))
+    APP_STARTERS.append(AppStarter("voice", "hotpath.graphs.voice_edge_app:start", profiles=("embedded", "full")))
+
+(Serve's access logs should be off: ``serve.start(logging_config=LoggingConfig(enable_access_log=False))``.)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hotpath.config import Settings
+from hotpath.errors import HotpathError, ServiceError
+
+__all__ = ["Endpoint", "AppStarter", "APP_STARTERS", "start_apps"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One thing an app exposes, printed by ``hotpath up``."""
+
+    app: str
+    what: str
+    """e.g. ``HTTP``, ``gRPC``, ``MQTT topic``."""
+    where: str
+    """A URL, ``host:port`` or topic."""
+
+
+StartFn = Callable[[Settings, Callable[[str], None]], "list[Endpoint]"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppStarter:
+    """An application ``hotpath up`` starts: ``target`` is ``"package.module:function"``."""
+
+    name: str
+    target: str | StartFn
+    """``"package.module:function"`` (imported when run) or the function itself."""
+    profiles: tuple[str, ...] = ("embedded", "full")
+
+    def load(self) -> StartFn:
+        if callable(self.target):
+            return self.target
+        module_name, _, func = self.target.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), func)
+        except (ImportError, AttributeError) as exc:
+            raise ServiceError(f"app {self.name}: cannot load {self.target}: {exc}") from exc
+
+
+APP_STARTERS: list[AppStarter] = []
+"""Run in order by ``hotpath up`` after the services; empty until the apps exist."""
+
+
+def start_apps(
+    settings: Settings, profile: str, say: Callable[[str], None], starters: list[AppStarter] | None = None
+) -> list[Endpoint]:
+    """Run every starter enabled for ``profile``; a failing one raises ServiceError naming it."""
+    endpoints: list[Endpoint] = []
+    for starter in APP_STARTERS if starters is None else starters:
+        if profile not in starter.profiles:
+            continue
+        fn = starter.load()
+        say(f"  app {starter.name}: starting")
+        try:
+            endpoints.extend(fn(settings, say))
+        except HotpathError:
+            raise
+        except Exception as exc:
+            raise ServiceError(
+                f"app {starter.name} failed to start: {type(exc).__name__}: {exc}",
+                hint=f"see the Ray logs under {settings.runtime_dir / 'services' / 'ray'}",
+            ) from exc
+    return endpoints

@@ -1,0 +1,160 @@
+"""Service control without servers: generated configs bind loopback, clear one-line failures."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import yaml
+
+from hotpath.cluster import java, manager
+from hotpath.cluster.apps import AppStarter, Endpoint, start_apps
+from hotpath.cluster.base import Health
+from hotpath.cluster.cassandra import CassandraService
+from hotpath.cluster.kafka import KafkaService
+from hotpath.cluster.mosquitto import MosquittoService
+from hotpath.cluster.ray_head import RayService
+from hotpath.cluster.redis_server import RedisService
+from hotpath.config import load_settings
+from hotpath.errors import ConfigError, ServiceError
+
+from .conftest import Isolated, run_cli
+
+
+def _one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_unknown_profile_is_one_clear_line() -> None:
+    out = run_cli("services", "up", "--profile", "nope")
+    assert out.returncode == 2
+    line = _one_line(out.stderr)
+    assert "unknown profile 'nope'" in line and "embedded" in line and "full" in line
+    with pytest.raises(ConfigError):
+        manager.services_for(load_settings(), "nope")
+
+
+def test_profiles() -> None:
+    s = load_settings()
+    assert [x.name for x in manager.services_for(s, "embedded")] == ["redis", "mosquitto", "ray"]
+    assert [x.name for x in manager.services_for(s, "full")] == ["redis", "mosquitto", "kafka", "cassandra", "ray"]
+
+
+def test_default_ports_never_overlap() -> None:
+    """Every port of every service, Ray's derived ports and worker range included, is distinct."""
+    s = load_settings()
+    seen: dict[int, str] = {}
+    for svc in manager.services_for(s):
+        for key, port in svc.ports().items():
+            assert port not in seen, f"{svc.name}.{key} and {seen.get(port)} share port {port}"
+            seen[port] = f"{svc.name}.{key}"
+    for key, port in (("serve.http_port", s.serve.http_port), ("serve.grpc_port", s.serve.grpc_port)):
+        assert port not in seen, f"{key} collides with {seen.get(port)}"
+        seen[port] = key
+    lo, hi = RayService(s).worker_ports
+    clash = [name for port, name in seen.items() if lo <= port <= hi]
+    assert not clash, f"Ray worker ports {lo}-{hi} overlap {clash}"
+
+
+def test_generated_configs_bind_loopback(isolated: Isolated) -> None:
+    s = isolated.settings
+    redis = RedisService(s)
+    redis.prepare()
+    conf = redis.conf_path.read_text()
+    assert "bind 127.0.0.1\n" in conf and f"port {s.redis.port}\n" in conf and str(redis.data_dir) in conf
+
+    mq = MosquittoService(s)
+    mq.prepare()
+    conf = mq.conf_path.read_text()
+    assert f"listener {s.mqtt.port} 127.0.0.1\n" in conf and "allow_anonymous true" in conf
+    assert f"persistence_location {mq.data_dir}/" in conf
+
+    props = KafkaService(s).properties()
+    assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{s.kafka.port},CONTROLLER://127.0.0.1:{s.kafka.controller_port}"
+    assert props["process.roles"] == "broker,controller"
+    assert props["log.dirs"].startswith(str(s.runtime_dir))
+
+    cas = CassandraService(s)
+    cfg = yaml.safe_load(cas._yaml())
+    assert cfg["listen_address"] == cfg["rpc_address"] == "127.0.0.1"
+    assert cfg["native_transport_port"] == s.cassandra.port and cfg["storage_port"] == s.cassandra.storage_port
+    assert all(str(s.runtime_dir) in d for d in [*cfg["data_file_directories"], cfg["commitlog_directory"]])
+    argv = cas.command()
+    assert f"-Dcassandra.jmx.local.port={s.cassandra.jmx_port}" in argv
+    assert "java.base/sun.nio.ch=ALL-UNNAMED" in argv and argv[-1] == "org.apache.cassandra.service.CassandraDaemon"
+
+    ray = RayService(s)
+    argv = ray.command()
+    for flag in ("--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--port={s.ray.port}"):
+        assert flag in argv
+    assert len(str(ray.temp_dir)) <= 44  # unix socket paths below stay under the kernel's limit
+
+
+def test_missing_java_is_one_line_and_starts_nothing(isolated: Isolated, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ServiceError) as err:
+        java.find_java()
+    assert "openjdk-17-jre-headless" in err.value.one_line()
+
+    env = {**isolated.env, "PATH": "/nonexistent"}
+    out = run_cli("services", "up", "--profile", "full", env=env)
+    assert out.returncode == 2
+    line = _one_line(out.stderr)
+    assert "java not found" in line and "apt-get install openjdk-17-jre-headless" in line
+    assert not list(isolated.settings.runtime_dir.glob("services/*/*.pid"))  # checked before any start
+
+
+def test_port_taken_is_one_line_naming_port_and_env_var(isolated: Isolated) -> None:
+    port = isolated.settings.redis.port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        out = isolated.hotpath("services", "up", "--profile", "embedded")
+        assert out.returncode == 2
+        line = _one_line(out.stderr)
+        assert f"port 127.0.0.1:{port}" in line and "already taken" in line
+        assert "HOTPATH_REDIS__PORT" in line
+        assert not list(isolated.settings.runtime_dir.glob("services/*/*.pid"))  # nothing was started
+        st = RedisService(isolated.settings).status()
+        assert st.health is Health.BLOCKED
+
+
+class _DyingRedis(RedisService):
+    start_timeout_s = 10.0
+
+    def command(self) -> list[str]:
+        return ["sh", "-c", "echo 'starting'; echo 'FATAL CONFIG FILE ERROR: boom at line 3'; echo bye; exit 3"]
+
+
+def test_service_dying_after_start_names_it_and_its_log(isolated: Isolated) -> None:
+    svc = _DyingRedis(isolated.settings)
+    with pytest.raises(ServiceError) as err:
+        svc.start()
+    line = err.value.one_line()
+    assert line.startswith("redis: exited right after start (exit code 3)")
+    assert "boom at line 3" in line
+    assert str(svc.log_path) in line
+    assert not svc.pid_path.exists()
+
+
+def test_app_starters_extension_point() -> None:
+    s = load_settings()
+    seen: list[str] = []
+
+    def ok(settings, say):  # noqa: ANN001, ANN202
+        say("hi")
+        return [Endpoint("demo", "HTTP", "http://127.0.0.1:1/x")]
+
+    def broken(settings, say):  # noqa: ANN001, ANN202
+        raise RuntimeError("kaput")
+
+    eps = start_apps(s, "embedded", seen.append, [AppStarter("demo", ok), AppStarter("off", broken, ("full",))])
+    assert eps == [Endpoint("demo", "HTTP", "http://127.0.0.1:1/x")] and "hi" in seen
+    with pytest.raises(ServiceError, match="app broken failed to start: RuntimeError: kaput"):
+        start_apps(s, "full", seen.append, [AppStarter("broken", broken)])
+    with pytest.raises(ServiceError, match="cannot load"):
+        start_apps(s, "full", seen.append, [AppStarter("missing", "hotpath.no_such_module:start")])
