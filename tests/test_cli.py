@@ -10,7 +10,8 @@ from pathlib import Path
 def _hotpath(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    full_env = {**os.environ, **(env or {})}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HOTPATH_")}
+    full_env = {**base, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "hotpath.cli", *args], capture_output=True, text=True, env=full_env, timeout=120
     )

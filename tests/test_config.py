@@ -10,9 +10,16 @@ from hotpath.config import Settings, load_settings
 from hotpath.errors import ConfigError, HotpathError
 
 
-def test_defaults_bind_loopback_on_private_ports(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HOTPATH_REDIS__PORT", "HOTPATH_PROFILE", "HOTPATH_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
+@pytest.fixture(autouse=True)
+def _no_hotpath_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests define their own sources; a HOTPATH_* variable in the caller's shell must not leak in."""
+    import os
+
+    for var in [v for v in os.environ if v.startswith("HOTPATH_")]:
+        monkeypatch.delenv(var)
+
+
+def test_defaults_bind_loopback_on_private_ports() -> None:
     s = load_settings()
     assert s.profile == "embedded"
     hosts = {s.redis.host, s.mqtt.host, s.kafka.host, s.cassandra.host, s.ray.host, s.serve.host}
