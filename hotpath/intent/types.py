@@ -49,10 +49,23 @@ class IntentResult:
     slots: Slots = field(default_factory=Slots)
     scores: dict[str, float] = field(default_factory=dict)
     """Every intent's calibrated probability."""
+    reason: str | None = None
+    """Why the answer was not the model's (e.g. ``"empty transcript"``); None for a model answer."""
 
     def is_local_command(self, threshold: float) -> bool:
         """True when this should run as a local action rather than go to the cloud."""
         return self.intent in COMMAND_INTENTS and self.confidence > threshold
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view (intent as its wire value, slots as a mapping)."""
+        return {
+            "text": self.text,
+            "intent": self.intent.value,
+            "confidence": self.confidence,
+            "slots": {k: getattr(self.slots, k) for k in ("person", "team", "location")},
+            "scores": dict(self.scores),
+            "reason": self.reason,
+        }
 
 
 class IntentClassifier(abc.ABC):

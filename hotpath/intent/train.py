@@ -1,0 +1,207 @@
+"""Train BERT-Tiny on labelled utterances (JAX, hand-written AdamW), optionally distilling MiniLM.
+
+Needs the ``train`` extra (jax). The loss is cross-entropy on the intent plus, when the MiniLM
+teacher is installed, ``distill_weight * (1 - cos)`` between an auxiliary projection of the
+student's pooled vector and the teacher's sentence embedding; the student's token and position
+embeddings then start from a PCA of the teacher's. :func:`hotpath.intent.artifact.train_and_export`
+wraps this with export, quantisation and calibration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from hotpath.errors import BadInput, ModelError
+from hotpath.intent.bert import BertConfig, forward, init_params
+from hotpath.intent.data import LABEL_ORDER, Example
+from hotpath.intent.tokenizer import IntentTokenizer
+
+__all__ = ["TrainConfig", "TrainedModel", "train_model", "predict_logits"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 2
+    intermediate: int = 512
+    max_length: int = 32
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    embedding_lr_scale: float = 0.1
+    """Learning-rate factor of the token-embedding table (small keeps unseen words near the teacher's)."""
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    dropout: float = 0.1
+    distill_weight: float = 1.0
+    teacher: str = "auto"
+    """"auto" (use MiniLM when installed), "yes" (required) or "no"."""
+    max_steps: int | None = None
+    """Stop after this many steps (tiny CI runs)."""
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class TrainedModel:
+    params: dict[str, np.ndarray]
+    bert: BertConfig
+    labels: list[str]
+    teacher_used: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _jax():
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as exc:
+        raise ModelError("training needs jax", hint="pip install -e '.[train]'") from exc
+    return jax, jnp
+
+
+def _labels_of(examples: list[Example]) -> list[str]:
+    present = {e.intent for e in examples}
+    labels = [i.value for i in LABEL_ORDER if i in present]
+    if len(labels) < 2:
+        raise BadInput("training data needs at least two different intents", field="data")
+    return labels
+
+
+def train_model(
+    train: list[Example],
+    val: list[Example],
+    tokenizer: IntentTokenizer,
+    cfg: TrainConfig = TrainConfig(),
+    log: Callable[[str], None] = print,
+) -> TrainedModel:
+    jax, jnp = _jax()
+    labels = _labels_of(train)
+    index = {name: i for i, name in enumerate(labels)}
+    if cfg.max_length > tokenizer.max_length:
+        raise BadInput(f"max_length {cfg.max_length} exceeds the tokenizer's {tokenizer.max_length}")
+    ids, mask = tokenizer.encode_batch([e.text for e in train], pad_to=cfg.max_length)
+    y = np.array([index[e.intent.value] for e in train], np.int32)
+    val = [e for e in val if e.intent.value in index]
+    vids, vmask = tokenizer.encode_batch([e.text for e in val], pad_to=cfg.max_length) if val else (None, None)
+    vy = np.array([index[e.intent.value] for e in val], np.int32)
+
+    teacher = None
+    if cfg.teacher != "no":
+        from hotpath.intent.teacher import MiniLM, teacher_dir
+
+        if teacher_dir() is not None:
+            teacher = MiniLM()
+        elif cfg.teacher == "yes":
+            teacher = MiniLM()  # raises the clear "not installed" error
+    bert = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
+        intermediate=cfg.intermediate, max_length=cfg.max_length, n_labels=len(labels),
+        distill_dim=384 if teacher is not None else 0,
+    )
+    params = init_params(bert, cfg.seed)
+    targets = np.zeros((len(train), max(bert.distill_dim, 1)), np.float32)
+    if teacher is not None:
+        t0 = time.perf_counter()
+        if teacher.word_embeddings.shape[0] != tokenizer.vocab_size:
+            raise ModelError("the teacher's vocabulary differs from the tokenizer's")
+        params.update(teacher.student_embeddings(cfg.hidden, cfg.max_length))
+        targets = teacher.embed(ids, mask)
+        log(f"teacher: MiniLM embeddings of {len(train)} utterances in {time.perf_counter() - t0:.1f}s")
+    else:
+        log("teacher: none (random embedding init, no distillation)")
+
+    batch = max(1, min(cfg.batch_size, len(train)))
+    steps_per_epoch = max(1, len(train) // batch)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    warmup = max(1, int(total * cfg.warmup_fraction))
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    lr_scale = {k: (cfg.embedding_lr_scale if k == "word_emb" else 1.0) for k in params}
+    decay = {k: (cfg.weight_decay if v.ndim == 2 else 0.0) for k, v in params.items()}
+    distill_weight = cfg.distill_weight if teacher is not None else 0.0
+
+    def loss_fn(p, xb, mb, yb, tb, key):
+        logits, _, dist = forward(p, xb, mb, bert, dropout=cfg.dropout, rng=key)
+        logp = jax.nn.log_softmax(logits)
+        ce = -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        loss = ce
+        if dist is not None:
+            cos = jnp.sum(dist * tb, axis=1) / (jnp.linalg.norm(dist, axis=1) + 1e-6)
+            loss = loss + distill_weight * jnp.mean(1.0 - cos)
+        return loss, ce
+
+    @jax.jit
+    def step(p, m, v, t, xb, mb, yb, tb, key):
+        (loss, ce), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, mb, yb, tb, key)
+        gnorm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(grads)))
+        clip = jnp.minimum(1.0, 1.0 / (gnorm + 1e-6))
+        lr = cfg.lr * jnp.minimum((t + 1) / warmup, jnp.maximum(0.0, (total - t) / max(1, total - warmup)))
+        new_p, new_m, new_v = {}, {}, {}
+        for k in p:
+            g = grads[k] * clip
+            new_m[k] = b1 * m[k] + (1 - b1) * g
+            new_v[k] = b2 * v[k] + (1 - b2) * g * g
+            mhat = new_m[k] / (1 - b1 ** (t + 1))
+            vhat = new_v[k] / (1 - b2 ** (t + 1))
+            upd = mhat / (jnp.sqrt(vhat) + eps) + decay[k] * p[k]
+            new_p[k] = p[k] - lr * lr_scale[k] * upd
+        return new_p, new_m, new_v, loss, ce
+
+    @jax.jit
+    def eval_logits(p, xb, mb):
+        return forward(p, xb, mb, bert)[0]
+
+    p = {k: jnp.asarray(v) for k, v in params.items()}
+    m = {k: jnp.zeros_like(v) for k, v in p.items()}
+    v = {k: jnp.zeros_like(x) for k, x in p.items()}
+    rng = np.random.default_rng(cfg.seed)
+    key = jax.random.PRNGKey(cfg.seed)
+    history: list[dict[str, float]] = []
+    t = 0
+    epochs = math.ceil(total / steps_per_epoch)
+    log(f"training {bert.layers}x{bert.hidden} on {len(train)} utterances, {len(labels)} intents, "
+        f"{epochs} epochs, {total} steps")
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(train))
+        losses, ces = [], []
+        for s in range(steps_per_epoch):
+            if t >= total:
+                break
+            sel = order[s * batch:(s + 1) * batch]
+            key, sub = jax.random.split(key)
+            p, m, v, loss, ce = step(p, m, v, t, ids[sel], mask[sel], y[sel], targets[sel], sub)
+            losses.append(float(loss))
+            ces.append(float(ce))
+            t += 1
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "ce": float(np.mean(ces)),
+               "seconds": time.perf_counter() - t0}
+        if vids is not None and len(vids):
+            vl = np.concatenate([np.asarray(eval_logits(p, vids[i:i + 256], vmask[i:i + 256]))
+                                 for i in range(0, len(vids), 256)])
+            row["val_accuracy"] = float((vl.argmax(1) == vy).mean())
+        history.append(row)
+        extra = f" val_acc {row['val_accuracy']:.4f}" if "val_accuracy" in row else ""
+        log(f"epoch {epoch}/{epochs} loss {row['loss']:.4f} ce {row['ce']:.4f}{extra} ({row['seconds']:.1f}s)")
+    out = {k: np.asarray(x, np.float32) for k, x in p.items()}
+    return TrainedModel(out, bert, labels, teacher is not None, history)
+
+
+def predict_logits(model: TrainedModel, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The training framework's logits (the reference the ONNX export is checked against)."""
+    _, jnp = _jax()
+    p = {k: jnp.asarray(v) for k, v in model.params.items()}
+    return np.asarray(forward(p, jnp.asarray(ids), jnp.asarray(mask), model.bert)[0])
