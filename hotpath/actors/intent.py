@@ -10,35 +10,12 @@ from __future__ import annotations
 
 import ray
 
-from hotpath.intent.batching import MicroBatcher
-from hotpath.intent.model import load_classifier
+from hotpath.intent.replica import IntentReplica
 from hotpath.intent.settings import IntentSettings
-from hotpath.intent.types import IntentResult
 
 __all__ = ["IntentActor", "start_intent_actor"]
 
-
-@ray.remote(num_cpus=1, max_concurrency=256)
-class IntentActor:
-    def __init__(self, settings: IntentSettings | None = None) -> None:
-        self._settings = settings or IntentSettings()
-        self._clf = load_classifier(self._settings)
-        self._batcher = MicroBatcher(
-            self._clf, max_batch_size=self._settings.batch_max_size, wait_ms=self._settings.batch_wait_ms
-        )
-
-    async def predict(self, text: str) -> IntentResult:
-        return await self._batcher.predict(text)
-
-    async def route(self, text: str, tenant: str | None = None) -> dict[str, object]:
-        """The result plus the tenant's routing decision (``local`` or ``cloud``)."""
-        result = await self._batcher.predict(text)
-        threshold = self._settings.threshold_for(tenant)
-        return {**result.to_dict(), "threshold": threshold,
-                "route": "local" if result.is_local_command(threshold) else "cloud"}
-
-    async def stats(self) -> dict[str, int]:
-        return self._batcher.stats.snapshot()
+IntentActor = ray.remote(num_cpus=1, max_concurrency=256)(IntentReplica)
 
 
 def start_intent_actor(settings: IntentSettings | None = None, *, name: str | None = None, **options):

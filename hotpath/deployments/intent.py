@@ -12,36 +12,12 @@ from __future__ import annotations
 
 from ray import serve
 
-from hotpath.intent.batching import MicroBatcher
-from hotpath.intent.model import load_classifier
-from hotpath.intent.settings import IntentSettings
-from hotpath.intent.types import IntentResult
+from hotpath.intent.replica import IntentReplica
 
 __all__ = ["IntentDeployment", "app"]
 
-
-@serve.deployment(name="intent", ray_actor_options={"num_cpus": 1}, max_ongoing_requests=256)
-class IntentDeployment:
-    def __init__(self, settings: IntentSettings | None = None) -> None:
-        self._settings = settings or IntentSettings()
-        self._batcher = MicroBatcher(
-            load_classifier(self._settings),
-            max_batch_size=self._settings.batch_max_size,
-            wait_ms=self._settings.batch_wait_ms,
-        )
-
-    async def predict(self, text: str) -> IntentResult:
-        return await self._batcher.predict(text)
-
-    async def route(self, text: str, tenant: str | None = None) -> dict[str, object]:
-        """The result plus the tenant's routing decision (``local`` or ``cloud``)."""
-        result = await self._batcher.predict(text)
-        threshold = self._settings.threshold_for(tenant)
-        return {**result.to_dict(), "threshold": threshold,
-                "route": "local" if result.is_local_command(threshold) else "cloud"}
-
-    async def stats(self) -> dict[str, int]:
-        return self._batcher.stats.snapshot()
-
+IntentDeployment = serve.deployment(
+    name="intent", ray_actor_options={"num_cpus": 1}, max_ongoing_requests=256
+)(IntentReplica)
 
 app = IntentDeployment.bind()
