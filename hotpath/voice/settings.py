@@ -1,11 +1,150 @@
-"""Settings of the voice edge (extended by the voice issue)."""
+"""Settings of the voice edge: one site's tenant, vocabulary, thresholds, engines and endpoints.
+
+Everything here is per site (the design notes' Helm ConfigMap + Secret): tenant id, the tenant's
+``initial_prompt`` hints, which device stands where, the routing threshold, and where actions go.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = ["VoiceSettings", "SttSettings", "TtsSettings", "ActionSettings", "CloudSettings", "LimitSettings"]
+
+LOOPBACK = "127.0.0.1"
 
 
-class VoiceSettings(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class SttSettings(_Section):
+    """Speech-to-text: the engine behind the gRPC service and how many replicas it holds."""
+
+    engine: Literal["pocketsphinx", "faster-whisper"] = "pocketsphinx"
+    host: str = LOOPBACK
+    grpc_port: int = Field(19051, ge=1, le=65535)
+    replicas: int = Field(4, ge=1, le=64)
+    """Engine instances the service holds; a stream leases one for the length of an utterance."""
+    lease_timeout_s: float = Field(2.0, gt=0)
+    """How long a stream waits for a free replica before it is answered with an error."""
+    request_timeout_s: float = Field(10.0, gt=0)
+    # faster-whisper
+    model_path: Path | None = None
+    """A CTranslate2 Whisper model directory (``ct2-transformers-converter`` output)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "default"
+    beam_size: int = Field(1, ge=1, le=10)
+    # pocketsphinx
+    general_lm: bool = True
+    """Also run the general English LM beside the command grammar, for free-form questions."""
+    lm_preset: Literal["fastest", "fast", "balanced", "full"] = "fast"
+    """Beams of the streaming general-LM pass (CPU s per audio s, measured: 0.04 / 0.12 / 0.30).
+    ``fast`` is what lets 20 watches share 2 cores; its text for questions is rougher."""
+    grammar_min_coverage: float | None = Field(None, ge=0, le=2)
+    """Accept the grammar's command only if its words cover this share of the LM's word frames
+    (None: the preset's calibrated value)."""
+    grammar_min_margin: float | None = None
+    """...and its per-frame log score beats the LM's by at least this (x1e-4 nats/frame; None: the
+    preset's calibrated value)."""
+    redecode_questions: bool = False
+    """Re-decode an utterance the grammar rejected with full beams, for a better question text."""
+
+
+class TtsSettings(_Section):
+    engine: Literal["espeak-ng", "piper"] = "espeak-ng"
+    voice: str = "en-us"
+    speed_wpm: int = Field(175, ge=80, le=450)
+    piper_model: Path | None = None
+    """A Piper voice ``.onnx`` (its ``.onnx.json`` beside it)."""
+    chunk_ms: int = Field(100, ge=20, le=1000)
+    """Size of the PCM chunks sent back on ``wearable/{id}/tts``."""
+
+
+class ActionSettings(_Section):
+    """Where local actions go."""
+
+    summon_topic: str = "team/summon"
+    sip_pbx: str | None = None
+    """``host:port`` of the PBX that receives INVITEs for DIAL_PERSON; None disables SIP."""
+    sip_from_user: str = "hotpath-edge"
+    sip_local_port: int = Field(0, ge=0, le=65535)
+    """UDP port the dialer binds (0: any free port)."""
+    sip_timeout_s: float = Field(5.0, gt=0)
+    sip_hold_s: float = Field(0.0, ge=0)
+    """How long the dialer keeps an answered call up before BYE (0: hang up at once; a bridge would
+    hand the dialog to the watch's audio path)."""
+    dial_webhook: str | None = None
+    """URL POSTed for DIAL_PERSON when no PBX is set (or as well, when both are)."""
+    directory: dict[str, str] = Field(
+        default_factory=lambda: {
+            "technician nguyen": "1001",
+            "safety officer": "1002",
+            "maintenance": "1003",
+            "supervisor": "1004",
+            "floor lead": "1005",
+            "security": "1006",
+        }
+    )
+    """Person or role -> SIP extension."""
+
+
+class CloudSettings(_Section):
+    endpoint: str | None = None
+    """HTTPS URL of the cloud assistant's query API; None means the cloud is unreachable."""
+    api_key: SecretStr = SecretStr("")
+    timeout_s: float = Field(3.0, gt=0)
+    retry_queue_size: int = Field(100, ge=0)
+    retry_interval_s: float = Field(5.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+
+
+class LimitSettings(_Section):
+    """Bounds that keep one bad device from hurting the rest."""
+
+    sample_rate: int = 16000
+    max_payload_bytes: int = Field(64_000, ge=1024)
+    """One MQTT audio payload; 500 ms of PCM16 mono is 16 000 bytes."""
+    max_inflight_chunks: int = Field(32, ge=1)
+    """Chunks queued for one device before new ones are dropped (a flood)."""
+    reorder_window: int = Field(16, ge=1)
+    """Out-of-order framed chunks held back waiting for a gap to fill."""
+    max_devices: int = Field(200, ge=1)
+    idle_retire_s: float = Field(60.0, gt=0)
+
+
+class VoiceSettings(_Section):
     tenant_id: str = "demo"
+    topic_prefix: str = ""
+    """Prepended to every voice topic (``{prefix}wearable/{id}/audio``, ``{prefix}team/summon``);
+    lets two sites, or a test, share one broker."""
+    initial_prompt: str = "Emergency, Help, Alpha-7, Warehouse-B"
+    """Hints for the STT engine: names and places of this tenant (Whisper ``initial_prompt``; also
+    added to the pocketsphinx command grammar)."""
+    device_locations: dict[str, str] = Field(default_factory=dict)
+    """device id -> where it is worn or installed (``w-17`` -> ``warehouse b``)."""
+    command_threshold: float = Field(0.85, ge=0, le=1)
+    """A command intent above this confidence runs locally; anything else goes to the cloud."""
+    classifier: str = "onnx"
+    """``onnx`` (the trained model of hotpath.intent), ``keyword`` (built-in rules, no model), or
+    ``module:attribute`` naming an IntentClassifier class or factory."""
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_silence_s: float = Field(0.7, gt=0)
+    vad_min_speech_s: float = Field(0.25, ge=0)
+    vad_preroll_s: float = Field(0.3, ge=0)
+    max_utterance_s: float = Field(15.0, gt=0)
+    people: list[str] = Field(default_factory=lambda: ["nguyen", "tran", "smith", "alpha seven"])
+    """Names in this tenant's directory (biases the command grammar)."""
+    teams: list[str] = Field(
+        default_factory=lambda: [
+            "supervisor", "cleaning crew", "maintenance", "maintenance team", "floor lead",
+            "security", "medic", "first aid team", "forklift driver", "safety team",
+        ]
+    )
+    stt: SttSettings = SttSettings()
+    tts: TtsSettings = TtsSettings()
+    actions: ActionSettings = ActionSettings()
+    cloud: CloudSettings = CloudSettings()
+    limits: LimitSettings = LimitSettings()

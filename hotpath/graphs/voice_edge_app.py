@@ -1,0 +1,91 @@
+"""The voice edge application: the STT gRPC service actor and the MQTT ingress actor (which creates
+one stream actor per device). ``start_voice(settings)`` is what ``hotpath up`` calls.
+
+    watch ─MQTT {prefix}wearable/{id}/audio─▶ VoiceIngressActor ─▶ VoiceStreamActor (per device:
+          VAD, utterances) ─gRPC stream─▶ SttServiceActor (engine replicas) ─▶ intent ─▶ route
+          ├─ command ─▶ team/summon | SIP INVITE | webhook
+          └─ otherwise ─▶ cloud query client (HTTPS, tenant API key; retry queue)
+          ─▶ TTS ─▶ {prefix}wearable/{id}/tts (framed PCM); trace events ─▶ {prefix}wearable/{id}/events
+
+All actors take ``num_cpus=0``: they are I/O-bound shells, and per-device actors must not wait for
+CPU slots on a 2-core laptop. The STT actor takes a GPU when the engine is faster-whisper and the
+cluster has one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from hotpath.config import Settings
+
+__all__ = ["start_voice", "stop_voice", "start", "STT_ACTOR", "INGRESS_ACTOR"]
+
+STT_ACTOR = "voice-stt"
+INGRESS_ACTOR = "voice-ingress"
+_owned: dict[str, list] = {}
+"""Handles of non-detached deployments (tests): Ray kills an actor whose last handle is dropped."""
+
+
+def _ray(settings: Settings):
+    # A loopback-only cluster: Ray must not swap 127.0.0.1 for the host's address (read at import).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False,
+                 _node_ip_address=settings.ray.host)
+    return ray
+
+
+def start_voice(settings: Settings, *, tag: str = "", detached: bool = True) -> list[str]:
+    """Deploy (or find) the voice edge actors; returns what they expose, one line each."""
+    ray = _ray(settings)
+    from hotpath.actors.voice_ingress import VoiceIngressActor
+    from hotpath.deployments.stt import SttServiceActor
+
+    voice = settings.voice
+    life = {"lifetime": "detached"} if detached else {}
+    gpus = 1 if voice.stt.engine == "faster-whisper" and ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    stt = ray.remote(SttServiceActor).options(
+        name=STT_ACTOR + tag, get_if_exists=True, num_cpus=0, num_gpus=gpus, max_concurrency=1000, **life
+    ).remote(voice)
+    address = ray.get(stt.start.remote(), timeout=120)
+    ingress = ray.remote(VoiceIngressActor).options(
+        name=INGRESS_ACTOR + tag, get_if_exists=True, num_cpus=0, max_concurrency=1000, **life
+    ).remote(voice, settings.mqtt.host, settings.mqtt.port)
+    audio = ray.get(ingress.start.remote(), timeout=60)
+    if not detached:
+        _owned[tag] = [stt, ingress]
+    p = voice.topic_prefix
+    return [
+        f"voice STT gRPC ({voice.stt.engine} x{voice.stt.replicas}{', GPU' if gpus else ''}): {address}",
+        f"voice MQTT in: {audio} @ {settings.mqtt.host}:{settings.mqtt.port}",
+        f"voice MQTT out: {p}wearable/{{id}}/tts, {p}wearable/{{id}}/events, {p}{voice.actions.summon_topic}",
+    ]
+
+
+def stop_voice(settings: Settings, *, tag: str = "") -> None:
+    ray = _ray(settings)
+    for name in (INGRESS_ACTOR + tag, STT_ACTOR + tag):
+        try:
+            handle = ray.get_actor(name)
+        except ValueError:
+            continue
+        try:
+            ray.get(handle.stop.remote(), timeout=30)
+        except Exception:
+            pass
+        ray.kill(handle)
+    _owned.pop(tag, None)
+
+
+def start(settings: Settings, say: Callable[[str], None]) -> list:
+    """The ``hotpath up`` app-starter form (see :mod:`hotpath.cluster.apps`)."""
+    from hotpath.cluster.apps import Endpoint
+
+    lines = start_voice(settings)
+    for line in lines:
+        say(line)
+    return [Endpoint("voice", line.split(":", 1)[0], line.split(":", 1)[1].strip()) for line in lines]

@@ -1,0 +1,170 @@
+"""``hotpath bench voice``: N simulated watches speak commands in real time through Mosquitto into the
+voice edge on Ray; latency is measured from the end of speech with the VAD's silence window excluded.
+
+Zero of every figure: the moment the watch published the chunk that completes the silence window
+after the last loud sample of the utterance (:mod:`hotpath.voice.sim`). ``action`` is when a
+subscriber on ``team/summon`` received the action; ``reply`` when the watch received the first reply
+audio chunk. Stage shares come from the pipeline's trace events (same host, same clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+
+import aiomqtt
+
+from hotpath.config import Settings
+from hotpath.voice.sim import SimulatedWatch, Spoken, synthesize_speech
+
+__all__ = ["run_bench", "PHRASES"]
+
+PHRASES = [
+    ("Need a supervisor at loading dock 4", "supervisor", "dock 4"),
+    ("Summon cleaning crew to aisle 5", "cleaning crew", "aisle 5"),
+    ("Send security to zone B", "security", "zone b"),
+    ("Need a medic at bay 3", "medic", "bay 3"),
+    ("Bring the forklift driver to dock 2", "forklift driver", "dock 2"),
+    ("Emergency help", "emergency response", None),
+]
+
+
+def _pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return round(xs[k], 1)
+
+
+async def _drive(settings: Settings, devices: int, utterances: int, seed: int, say) -> dict:
+    rnd = random.Random(seed)
+    v = settings.voice
+    audio = {p: synthesize_speech(p) for p, _, _ in PHRASES}
+    summons: dict[str, list[tuple[float, dict]]] = {}
+
+    async def collect(client: aiomqtt.Client) -> None:
+        async for msg in client.messages:
+            data = json.loads(msg.payload)
+            summons.setdefault(data["device"], []).append((time.time(), data))
+
+    ids = [f"bench-{i:02d}" for i in range(devices)]
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port) as team:
+        await team.subscribe(v.topic_prefix + v.actions.summon_topic, qos=1)
+        reader = asyncio.get_running_loop().create_task(collect(team))
+        watches = [SimulatedWatch(d, settings.mqtt.host, settings.mqtt.port, prefix=v.topic_prefix) for d in ids]
+        for w in watches:
+            await w.__aenter__()
+        try:
+            say(f"warming up {devices} watches (stream actors start on first sight)...")
+            t0 = time.time()
+            warm = await asyncio.gather(*(w.speak(audio[PHRASES[0][0]], text="warm-up") for w in watches))
+            await asyncio.gather(*(w.wait_reply(s, 120) for w, s in zip(watches, warm)), return_exceptions=True)
+            say(f"warm-up done in {time.time() - t0:.1f} s; measuring {utterances} utterances per watch")
+            results: list[tuple[str, str, Spoken]] = []
+
+            async def run(w: SimulatedWatch) -> None:
+                await asyncio.sleep(rnd.uniform(0, 3.0))  # watches are not in lockstep
+                for _ in range(utterances):
+                    phrase = rnd.choice(PHRASES)[0]
+                    spoken = await w.speak(audio[phrase], text=phrase, lead_s=rnd.uniform(0.2, 1.0))
+                    try:
+                        await w.wait_reply(spoken, 30)
+                    except asyncio.TimeoutError:
+                        pass
+                    results.append((w.device_id, phrase, spoken))
+                    await asyncio.sleep(rnd.uniform(0.3, 1.5))
+
+            t_run = time.time()
+            await asyncio.gather(*(run(w) for w in watches))
+            wall = time.time() - t_run
+            await asyncio.sleep(1.0)
+        finally:
+            reader.cancel()
+            for w in watches:
+                await w.__aexit__()
+    return _figures(results, summons, devices, utterances, wall)
+
+
+def _figures(results, summons, devices, utterances, wall) -> dict:
+    expected = {p: (team, loc) for p, team, loc in PHRASES}
+    action_ms, reply_ms, stages = [], [], {k: [] for k in ("ingest_vad", "stt", "intent", "action", "tts", "delivery")}
+    correct = missing_reply = missing_action = 0
+    for device, phrase, sp in results:
+        uid = (sp.event("vad-start") or {}).get("utterance_id")
+        summon = next((d for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)
+        t_summon = next((t for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)
+        if t_summon is None:
+            missing_action += 1
+        else:
+            action_ms.append((t_summon - sp.t_end) * 1000)
+            team, loc = expected[phrase]
+            if summon.get("team") == team and summon.get("location") == loc:
+                correct += 1
+        first = sp.first_audio_at
+        if first is None:
+            missing_reply += 1
+            continue
+        reply_ms.append((first - sp.t_end) * 1000)
+        ev = {name: (sp.event(name) or {}).get("time") for name in ("vad-end", "stt-end", "intent", "action", "tts-start")}
+        if all(ev.values()):
+            stages["ingest_vad"].append((ev["vad-end"] - sp.t_end) * 1000)
+            stages["stt"].append((ev["stt-end"] - ev["vad-end"]) * 1000)
+            stages["intent"].append((ev["intent"] - ev["stt-end"]) * 1000)
+            stages["action"].append((ev["action"] - ev["intent"]) * 1000)
+            stages["tts"].append((ev["tts-start"] - ev["action"]) * 1000)
+            stages["delivery"].append((first - ev["tts-start"]) * 1000)
+    total = sum(statistics.fmean(v) for v in stages.values() if v) or 1.0
+    return {
+        "devices": devices,
+        "utterances": len(results),
+        "wall_s": round(wall, 1),
+        "action_p50_ms": _pct(action_ms, 50),
+        "action_p99_ms": _pct(action_ms, 99),
+        "reply_p50_ms": _pct(reply_ms, 50),
+        "reply_p99_ms": _pct(reply_ms, 99),
+        "reply_max_ms": _pct(reply_ms, 100),
+        "target_p99_ms": 500,
+        "actions_correct": correct,
+        "actions_missing": missing_action,
+        "replies_missing": missing_reply,
+        "stage_p50_ms": {k: _pct(v, 50) for k, v in stages.items()},
+        "stage_p99_ms": {k: _pct(v, 99) for k, v in stages.items()},
+        "stage_share": {k: round(statistics.fmean(v) / total, 3) if v else None for k, v in stages.items()},
+        "behind_realtime": _pct(stages["ingest_vad"], 99) is not None and _pct(stages["ingest_vad"], 99) > 1000,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+
+
+def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, replicas: int | None = None,
+              seed: int = 7, lm_preset: str | None = None, say=print) -> dict:
+    """Deploy a private voice edge (own topic prefix and STT port), drive it, tear it down."""
+    import socket
+
+    from hotpath.graphs.voice_edge_app import start_voice, stop_voice
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tag = "-bench-" + uuid.uuid4().hex[:6]
+    v = settings.voice
+    voice = v.model_copy(update={
+        "topic_prefix": f"b{tag}/",
+        "stt": v.stt.model_copy(update={"grpc_port": port, "replicas": replicas or min(devices, 12), "lease_timeout_s": 10.0,
+                                        "lm_preset": lm_preset or v.stt.lm_preset}),
+        "limits": v.limits.model_copy(update={"max_devices": max(devices, v.limits.max_devices)}),
+    })
+    s = settings.model_copy(update={"voice": voice})
+    say("; ".join(start_voice(s, tag=tag, detached=False)))
+    try:
+        figures = asyncio.run(_drive(s, devices, utterances, seed, say))
+        figures["stt"] = {"engine": voice.stt.engine, "replicas": voice.stt.replicas, "lm_preset": voice.stt.lm_preset}
+        return figures
+    finally:
+        stop_voice(s, tag=tag)

@@ -1,0 +1,220 @@
+"""The embedded STT engine: pocketsphinx (en-US model inside the wheel), no download.
+
+Pocketsphinx's general language model alone gets short synthetic commands wrong (0 of 8 measured),
+while a command grammar gets them right but forces *every* sentence into a command. So one replica
+runs two decoders on the same audio, both fed incrementally while the person speaks:
+
+* ``grammar``: a JSGF grammar built from the tenant's vocabulary (:mod:`hotpath.voice.grammar`);
+* ``lm``: the general en-US n-gram model, for free-form questions.
+
+At the end of the utterance the grammar's command is kept only when it explains the audio about as
+well as the unconstrained decoder: its words must cover ``grammar_min_coverage`` of the frames the
+LM decoder put words on (a forced fit leaves speech under silence), and its per-frame log score must
+beat the LM's by ``grammar_min_margin`` (x1e-4), and the LM must not have heard a question (its first
+word what/how/why/...: a grammar can fit a question's rhythm surprisingly well). Otherwise the LM
+transcript is the answer. The thresholds were set on espeak-ng speech; they are settings.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from hotpath.errors import ModelError
+from hotpath.voice.grammar import command_grammar
+from hotpath.voice.stt import SttEngine, SttHints, SttStream, Transcript
+
+__all__ = ["PocketsphinxEngine"]
+
+_QUESTION_WORDS = frozenset(
+    "what what's what'd how how's why where where's when who who's which whose is are can could does do did "
+    "should would will".split()
+)
+_QUESTION_MARGIN = 15.0  # a grammar fit this much better than the LM wins even after "why ..."
+_PARTIAL_EVERY = 16000
+
+LM_PRESETS = {
+    # CPU seconds per audio second, measured here on espeak-ng speech:
+    # full 0.30, balanced 0.08-0.12, fast 0.04, fastest (every other frame) 0.025; the grammar adds 0.02
+    "full": dict(fwdflat=False, bestpath=False),
+    "balanced": dict(fwdflat=False, bestpath=False, beam=1e-40, wbeam=1e-30, pbeam=1e-40, maxhmmpf=3000, topn=2),
+    "fast": dict(fwdflat=False, bestpath=False, beam=1e-30, wbeam=1e-20, pbeam=1e-30, maxhmmpf=1500, maxwpf=5, topn=2),
+    "fastest": dict(fwdflat=False, bestpath=False, beam=1e-30, wbeam=1e-20, pbeam=1e-30, maxhmmpf=1500, maxwpf=5, topn=2, ds=2),
+}
+_cmn: dict[str, str] = {}
+"""device id -> its cepstral mean after its last utterance; "" -> the latest of any device."""
+_cmn_lock = threading.Lock()
+PRESET_THRESHOLDS = {
+    # (min coverage, min margin) calibrated on espeak-ng commands and questions per preset; a pruned
+    # LM search leaves more frames unexplained, so its coverage says little and the margin decides.
+    "full": (0.5, 8.0),
+    "balanced": (0.5, 11.0),
+    "fast": (0.5, 8.0),
+    "fastest": (0.0, 12.0),
+}
+_full_lm = None
+_full_lock = threading.Lock()
+
+
+def _redecode(pcm: bytes) -> str:
+    """Decode ``pcm`` with the full-beam general LM (one decoder per process, used in turn)."""
+    global _full_lm
+    with _full_lock:
+        if _full_lm is None:
+            _full_lm = _decoder(**LM_PRESETS["full"])
+        _full_lm.start_utt()
+        _full_lm.process_raw(pcm, False, True)
+        _full_lm.end_utt()
+        hyp = _full_lm.hyp()
+        return hyp.hypstr if hyp is not None else ""  # bytes of PCM between partial transcripts (0.5 s)
+
+
+def _decoder(**kw):
+    from pocketsphinx import Config, Decoder
+
+    try:
+        return Decoder(Config(loglevel="FATAL", **kw))
+    except Exception as exc:  # RuntimeError / ValueError from the Cython layer
+        raise ModelError(f"pocketsphinx decoder cannot start: {exc}") from exc
+
+
+def _words(d) -> tuple[str, float, int]:
+    hyp = d.hyp()
+    if hyp is None:
+        return "", float("-inf"), 0
+    covered = sum(
+        s.end_frame - s.start_frame + 1
+        for s in d.seg()
+        if s.word and not s.word.startswith(("<", "[")) and s.word != "</s>"
+    )
+    score = math.log(hyp.score) if hyp.score > 0 else float("-inf")
+    return hyp.hypstr, score, covered
+
+
+class PocketsphinxEngine(SttEngine):
+    """One replica: a grammar decoder and (optionally) a general-LM decoder."""
+
+    name = "pocketsphinx"
+
+    def __init__(
+        self,
+        *,
+        people=(),
+        teams=(),
+        directory=(),
+        prompt: str = "",
+        general_lm: bool = True,
+        min_coverage: float | None = None,
+        min_margin: float | None = None,
+        lm_preset: str = "fast",
+        redecode: bool = False,
+    ) -> None:
+        self.grammar = _decoder(bestpath=False, lm=None)  # no n-gram model: a grammar search only
+        jsgf = command_grammar(
+            people=people, teams=teams, directory=directory, prompt=prompt,
+            known=lambda w: self.grammar.lookup_word(w) is not None,
+        )
+        try:
+            self.grammar.add_jsgf_string("commands", jsgf)
+            self.grammar.activate_search("commands")
+        except Exception as exc:
+            raise ModelError(f"command grammar refused by pocketsphinx: {exc}") from exc
+        self.jsgf = jsgf
+        # Single-pass LM search: the second (fwdflat) pass and the lattice best path would re-decode
+        # the whole utterance after it ends, which is exactly the latency we cannot afford. The
+        # streaming LM pass is pruned hard (its job is to tell commands from questions); a question's
+        # text is then re-decoded with full beams by a shared decoder (``redecode``).
+        self.lm = _decoder(**LM_PRESETS[lm_preset]) if general_lm else None
+        self.redecode = redecode and general_lm
+        # Live CMN adapts the cepstral mean across utterances. A replica serves every device in turn,
+        # so the mean is kept per device (any replica of this process picks it up); a new device
+        # starts from the site's latest mean (same watches, same rooms), else the model's.
+        self.cmn0 = self.grammar.get_cmn(False)
+        cov, margin = PRESET_THRESHOLDS[lm_preset]
+        self.min_coverage = cov if min_coverage is None else min_coverage
+        self.min_margin = margin if min_margin is None else min_margin
+
+    @classmethod
+    def from_settings(cls, voice) -> PocketsphinxEngine:
+        return cls(
+            people=voice.people,
+            teams=voice.teams,
+            directory=list(voice.actions.directory),
+            prompt=voice.initial_prompt,
+            general_lm=voice.stt.general_lm,
+            min_coverage=voice.stt.grammar_min_coverage,
+            min_margin=voice.stt.grammar_min_margin,
+            lm_preset=voice.stt.lm_preset,
+            redecode=voice.stt.redecode_questions,
+        )
+
+    def open(self, hints: SttHints) -> SttStream:
+        return _Stream(self, hints)
+
+
+class _Stream(SttStream):
+    def __init__(self, engine: PocketsphinxEngine, hints: SttHints) -> None:
+        self.e = engine
+        self.decoders = [d for d in (engine.grammar, engine.lm) if d is not None]
+        self.device = hints.device_id
+        with _cmn_lock:
+            cmn = _cmn.get(self.device) or _cmn.get("", engine.cmn0)
+        for d in self.decoders:
+            d.set_cmn(cmn)
+        for d in self.decoders:
+            d.start_utt()
+        self.bytes = 0
+        self.audio: list[bytes] = [] if engine.redecode else None
+        self._since_partial = 0
+        self._open = True
+
+    def accept(self, pcm: bytes) -> str | None:
+        for d in self.decoders:
+            d.process_raw(pcm, False, False)
+        self.bytes += len(pcm)
+        if self.audio is not None:
+            self.audio.append(pcm)
+        self._since_partial += len(pcm)
+        if self._since_partial >= _PARTIAL_EVERY:
+            self._since_partial = 0
+            hyp = (self.e.lm or self.e.grammar).hyp()
+            return hyp.hypstr if hyp is not None else None
+        return None
+
+    def finish(self) -> Transcript:
+        t0 = time.perf_counter()
+        for d in self.decoders:
+            d.end_utt()
+        self._open = False
+        if self.device:
+            with _cmn_lock:
+                _cmn[self.device] = _cmn[""] = self.e.grammar.get_cmn(False)
+                while len(_cmn) > 10_000:
+                    _cmn.pop(next(iter(_cmn)))
+        g_text, g_score, g_cov = _words(self.e.grammar)
+        frames = max(1, self.e.grammar.n_frames())
+        audio_s = self.bytes / 32000
+        if self.e.lm is None:
+            return Transcript(g_text, 0.9 if g_text else 0.0, "pocketsphinx", "grammar", audio_s,
+                              (time.perf_counter() - t0) * 1000)
+        l_text, l_score, l_cov = _words(self.e.lm)
+        coverage = g_cov / max(1, l_cov)
+        margin = (g_score - l_score) / frames * 1e4
+        question = l_text.split(" ", 1)[0] in _QUESTION_WORDS and margin < _QUESTION_MARGIN
+        use_grammar = bool(g_text) and not question and coverage >= self.e.min_coverage and margin >= self.e.min_margin
+        text, source = (g_text, "grammar") if use_grammar else (l_text, "lm")
+        if not use_grammar and self.audio:
+            text, source = _redecode(b"".join(self.audio)) or l_text, "lm-full"
+        confidence = min(1.0, 0.5 + 0.5 * min(1.0, coverage)) if use_grammar else 0.5
+        return Transcript(
+            text, confidence if text else 0.0, "pocketsphinx", source, audio_s,
+            (time.perf_counter() - t0) * 1000,
+            alternatives={"grammar": g_text, "lm": l_text, "coverage": f"{coverage:.2f}", "margin": f"{margin:.1f}"},
+        )
+
+    def cancel(self) -> None:
+        if self._open:
+            for d in self.decoders:
+                d.end_utt()
+            self._open = False
