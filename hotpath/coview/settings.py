@@ -1,11 +1,108 @@
-"""Settings of the streaming co-view job (extended by the streaming issue)."""
+"""Settings of the streaming co-view job and of user recent interests.
+
+Environment overrides nest with ``__``: ``HOTPATH_STREAMING__SHARDS=4``,
+``HOTPATH_STREAMING__WINDOW_KIND=session``. Times are in seconds here; the domain works in ms.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["StreamingSettings", "WindowKind", "LatePolicy"]
+
+WindowKind = Literal["sliding", "session"]
+LatePolicy = Literal["drop", "apply"]
+
+DAY_S = 86_400.0
 
 
 class StreamingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    shards: int = 2
+    # ---------------------------------------------------------------- topology
+    shards: int = Field(2, ge=1, le=256)
+    """Shard actors; keys (categories) are hash-partitioned over them, event-log partitions too."""
+    topic: str = "views"
+    """Event-log topic of view (and order) events."""
+    partitions: int = Field(4, ge=1, le=1024)
+    """Partitions of ``topic`` when the job creates it (events are keyed by user id)."""
+    key_prefix: str = ""
+    """Prefix of every Redis key and dimension-store row id the job writes (tests use a unique one)."""
+    job_id: str = "coview"
+    """Stable id of the stateful job: names its checkpoint files and Ray actors."""
+
+    # ---------------------------------------------------------------- windows (event time)
+    window_kind: WindowKind = "sliding"
+    window_s: float = Field(900.0, gt=0)
+    """Sliding window size (15 min)."""
+    slide_s: float = Field(300.0, gt=0)
+    """Sliding window slide (5 min); also the decay period of both window kinds."""
+    session_gap_s: float = Field(1800.0, gt=0)
+    """Session windows close after this much event-time silence of a user (30 min)."""
+    watermark_delay_s: float = Field(5.0, ge=0)
+    """Bounded out-of-orderness: watermark = newest event time of the partition minus this."""
+    allowed_lateness_s: float = Field(60.0, ge=0)
+    """A window fires once the watermark passes its end plus this; later events are late."""
+    late_policy: LatePolicy = "drop"
+    """Late events: ``drop`` (counted, sent to the late stream) or ``apply`` (counted, re-timed to the watermark)."""
+    idle_advance_s: float | None = None
+    """When set, an idle partition's watermark advances with the (injectable) wall clock after this
+    many seconds of silence. Off by default: it makes results depend on timing, not only on events."""
+    max_keys_per_window: int = Field(50, ge=2, le=10_000)
+    """Distinct keys one user window contributes (first seen win); bounds pairs per window."""
+
+    # ---------------------------------------------------------------- scores
+    decay: float = Field(0.95, gt=0, le=1)
+    """Related-key scores are multiplied by this once per decay period (``slide_s``)."""
+    top_k: int = Field(20, ge=1, le=1000)
+    min_score: float = Field(0.0, ge=0)
+    """Related keys scored below this after decay are dropped."""
+    max_keys_per_shard: int = Field(200_000, ge=1)
+    """Bound on keys held by one shard; the least recently updated go first."""
+
+    # ---------------------------------------------------------------- user recent interests
+    recent_ttl_s: float = Field(3 * DAY_S, ge=DAY_S, le=7 * DAY_S)
+    """TTL of ``user:recent_cats:{uid}`` (1 to 7 days); also how long a user's state is kept."""
+    recent_decay: float = Field(0.95, gt=0, le=1)
+    recent_decay_period_s: float = Field(3600.0, gt=0)
+    """Recent-interest weights are multiplied by ``recent_decay`` per this much event time."""
+    recent_min_score: float = Field(0.05, ge=0)
+    """Recent interests weighing less than this are pruned."""
+    recent_max_cats: int = Field(50, ge=1, le=10_000)
+    max_users_per_partition: int = Field(500_000, ge=1)
+    """Bound on users held per event-log partition; the least recently seen go first."""
+
+    # ---------------------------------------------------------------- runtime
+    max_records_per_step: int = Field(4000, ge=1)
+    """Records one shard reads per partition per step (bounds work in flight)."""
+    read_timeout_s: float = Field(0.05, ge=0)
+    checkpoint_interval_s: float = Field(5.0, ge=0)
+    sink_queue_max: int = Field(8, ge=1)
+    """Sink batches queued per shard; a slow sink blocks the shard when the queue is full."""
+    dimension_batch: int = Field(500, ge=1)
+    """Dimension-store rows written per batch."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StreamingSettings:
+        if self.window_kind == "sliding":
+            ratio = self.window_s / self.slide_s
+            if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+                raise ValueError(f"window_s ({self.window_s}) must be a whole multiple of slide_s ({self.slide_s})")
+        return self
+
+    # ------------------------------------------------------------- derived (ms, the domain's unit)
+    def window_spec(self):  # -> hotpath.coview.windows.WindowSpec (imported lazily: no cycle)
+        from hotpath.coview.windows import WindowSpec
+
+        return WindowSpec(
+            kind=self.window_kind,
+            size_ms=int(self.window_s * 1000),
+            slide_ms=int(self.slide_s * 1000),
+            gap_ms=int(self.session_gap_s * 1000),
+            delay_ms=int(self.watermark_delay_s * 1000),
+            lateness_ms=int(self.allowed_lateness_s * 1000),
+            late_policy=self.late_policy,
+            max_keys=self.max_keys_per_window,
+        )

@@ -1,0 +1,227 @@
+"""Ray actors of the streaming co-view job: the shards and the driver that coordinates them.
+
+:class:`CoviewShard` — fault-tolerance contract
+------------------------------------------------
+A shard owns the event-log partitions ``p % shards == index`` and the keys
+``crc32(key) % shards == index``. Its state (user windows, watermarks, recent interests, the
+owned keys' decayed top-K scores, pair counts waiting for their epoch) is a
+:class:`hotpath.coview.shard.ShardCore`; this actor is a thin shell over a
+:class:`hotpath.coview.runner.ShardRunner`.
+
+- **Checkpointed**: the whole state *and* the offsets of the next record of each owned partition,
+  in one SQLite transaction, in ``{runtime_dir}/coview/{job_id}/shard-{index}.sqlite`` — on the
+  driver's interval (``streaming.checkpoint_interval_s``) and on shutdown. Order: sink writes
+  flushed, then state + offsets saved, then the driver commits the checkpoint id once every
+  shard saved it (``job.sqlite``).
+- **Recovery**: if any shard dies (or the whole job), every shard is restored to the last
+  committed checkpoint and re-reads its partitions from the saved offsets. Processing depends
+  only on the records (event time, per-partition order, epochs applied in order once complete),
+  so the replay recomputes exactly what was lost: no event counted twice, none lost.
+- **Idempotent calls**: ``restore`` (any number of times), and every sink write: Redis
+  ``cat:co_view:{key}`` and ``user:recent_cats:{user}`` are replaced whole (``zreplace``), dimension
+  rows are upserted whole. Replayed writes converge to the same final contents. Dead-letter and
+  late records are keyed by ``partition:offset`` (at-least-once, de-duplicable by key).
+- ``step`` and ``checkpoint`` are *not* idempotent on their own; only the driver calls them, one at
+  a time, and a failed call is answered by a restore.
+- Bounded: ``max_records_per_step`` per partition per step, ``sink_queue_max`` queued sink batches
+  (a slow sink blocks the step: backpressure), users and keys capped per partition / shard.
+
+:class:`CoviewDriver` runs the :class:`hotpath.coview.coordinator.JobCoordinator` loop as a
+background task; it holds no state of its own beyond the commit record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from hotpath.config import Settings
+from hotpath.coview.coordinator import JobCoordinator
+from hotpath.coview.runner import ShardRunner
+from hotpath.coview.shard import Contribution
+
+__all__ = ["CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name"]
+
+log = logging.getLogger(__name__)
+
+
+def shard_actor_name(job_id: str, index: int) -> str:
+    return f"{job_id}-shard-{index}"
+
+
+def driver_actor_name(job_id: str) -> str:
+    return f"{job_id}-driver"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+class CoviewShard:
+    """One co-view shard (see the module docstring for its fault-tolerance contract)."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        from hotpath.stores.factory import open_dimension_store, open_event_log, open_hot_cache
+
+        self.settings = settings
+        s = settings.streaming
+        dims = open_dimension_store(settings)
+        dims.ensure_schema()
+        self.runner = ShardRunner(
+            index, s.shards, s, settings.runtime_dir,
+            event_log=open_event_log(settings), cache=open_hot_cache(settings), dims=dims,
+        )
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
+        return await self.runner.restore(cid, partitions)
+
+    async def step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0) -> dict[str, Any]:
+        return await self.runner.step(inbound, complete, trigger_sent_ms)
+
+    async def checkpoint(
+        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0
+    ) -> dict[str, Any]:
+        return await self.runner.checkpoint(cid, inbound, complete, trigger_sent_ms)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.runner.stats()
+
+    def reset_lags(self) -> None:
+        self.runner.reset_lags()
+
+    async def close(self) -> None:
+        await self.runner.close()
+
+
+class RayShardRef:
+    """A :class:`~hotpath.coview.coordinator.ShardRef` over a :class:`CoviewShard` handle."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def restore(self, cid, partitions):
+        return await self.handle.restore.remote(cid, list(partitions))
+
+    async def step(self, inbound, complete, trigger_sent_ms=0):
+        return await self.handle.step.remote(inbound, complete, trigger_sent_ms)
+
+    async def checkpoint(self, cid, inbound, complete, trigger_sent_ms=0):
+        return await self.handle.checkpoint.remote(cid, inbound, complete, trigger_sent_ms)
+
+    async def stats(self):
+        return await self.handle.stats.remote()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class CoviewDriver:
+    """Runs the job's coordinator loop; ``status()``, ``stats()``, ``stop()`` from outside."""
+
+    def __init__(self, settings: Settings) -> None:
+        from hotpath.stores.factory import open_event_log
+
+        self.settings = settings
+        self.log = open_event_log(settings)
+        self.handles: list[Any] = []
+        self.coordinator = JobCoordinator(settings.streaming, settings.runtime_dir, self.log, self._shards)
+        self.task: asyncio.Task | None = None
+        self.error: str | None = None
+
+    async def _shards(self, recreate: bool) -> list[RayShardRef]:
+        s = self.settings.streaming
+        if not self.handles:
+            self.handles = [
+                CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True).remote(self.settings, i)
+                for i in range(s.shards)
+            ]
+        # Restarted actors (max_restarts) keep their handles; a restore call waits for them.
+        return [RayShardRef(h) for h in self.handles]
+
+    async def start(self) -> dict[str, Any]:
+        if self.task is None:
+            await self.coordinator.prepare()
+            self.task = asyncio.create_task(self._run())
+        return self.coordinator.status()
+
+    async def _run(self) -> None:
+        try:
+            await self.coordinator.run()
+        except Exception as exc:  # the loop recovers from shard failures; anything else is reported
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("co-view job stopped")
+
+    async def status(self) -> dict[str, Any]:
+        st = self.coordinator.status()
+        st["error"] = self.error
+        return st
+
+    async def stats(self) -> list[dict[str, Any]]:
+        return await self.coordinator.shard_stats()
+
+    def shard_handles(self) -> list[Any]:
+        return list(self.handles)
+
+    async def shard_pids(self) -> list[int]:
+        return list(await asyncio.gather(*(h.pid.remote() for h in self.handles)))
+
+    async def stop(self) -> dict[str, Any]:
+        """Stop after a final checkpoint; returns the final status."""
+        self.coordinator.stop()
+        if self.task is not None:
+            await self.task
+        return await self.status()
+
+    async def shutdown_shards(self) -> None:
+        for h in self.handles:
+            try:
+                await h.close.remote()
+            except Exception:
+                pass
+            ray.kill(h, no_restart=True)
+        self.handles = []
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class EventFeeder:
+    """Feeds the job's topic with generated views for the demo (``hotpath up``): every second,
+    ``sessions_per_s`` new sessions whose event time runs ``speedup`` times faster than the wall
+    clock, so 15-minute windows close every few seconds and co-views visibly stream in."""
+
+    def __init__(self, settings: Settings, *, sessions_per_s: int = 100, speedup: float = 60.0) -> None:
+        from hotpath.stores.factory import open_event_log
+
+        self.settings = settings
+        self.log = open_event_log(settings)
+        self.sessions_per_s, self.speedup = sessions_per_s, speedup
+        self.produced = 0
+        self._stop = False
+
+    async def run(self) -> None:
+        import time
+
+        from hotpath.coview.generator import generate
+        from hotpath.coview.job import produce_events
+
+        s = self.settings.streaming
+        t0, ev0 = time.time(), int(time.time() * 1000)
+        tick = 0
+        while not self._stop:
+            now_ev = ev0 + int((time.time() - t0) * 1000 * self.speedup)
+            batch = generate(
+                sessions=self.sessions_per_s, users=50_000, start_ms=now_ev, span_ms=int(1000 * self.speedup),
+                gap_ms=(1_000, 5_000), seed=tick,
+            )
+            try:
+                self.produced += await produce_events(self.log, s.topic, batch.events, partitions=s.partitions)
+            except Exception:
+                log.exception("co-view feeder: append failed; going on")
+            tick += 1
+            await asyncio.sleep(max(0.0, t0 + tick - time.time()))
+
+    def stop(self) -> int:
+        self._stop = True
+        return self.produced

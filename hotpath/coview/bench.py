@@ -1,0 +1,263 @@
+"""``hotpath bench coview``: the streaming job end to end (Kafka -> shard actors -> Redis), the
+offline replay, and the memory the keyed state takes.
+
+- ``events_per_s``: a backlog of generated views is put in a fresh Kafka topic first; the job
+  then reads it to the end (every co-view and recent-interest write flushed to Redis): events / s
+  from the first record read to the last write.
+- ``freshness_p99_ms``: then, with the job caught up, views are produced at ``rate`` for
+  ``seconds`` (event time running 300x the wall clock, so windows close every second). For each
+  sink write, produced -> visible in Redis: for ``user:recent_cats`` from the oldest event the write
+  carries; for ``cat:co_view`` from the event that completed the window's epoch (the earliest
+  moment that result could exist). ``freshness_p99_ms`` is the worse of the two p99s.
+- ``replay_events_per_s``: a CSV of ``replay_events`` rows through ``replay_csv`` (parsing
+  included).
+- ``state_bytes_per_1000_keys``: Python heap of a restored :class:`CoviewState` (20 related keys
+  each) per 1,000 keys; likewise per 1,000 users of recent interests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hotpath.config import Settings
+from hotpath.coview.generator import generate
+from hotpath.coview.interests import RecentInterests
+from hotpath.coview.replay import replay_csv, write_csv
+from hotpath.coview.topk import CoviewState
+from hotpath.coview.windows import PartitionWindower, WindowSpec
+
+__all__ = ["run_bench", "state_memory"]
+
+
+def _p(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def state_memory(keys: int = 5000, users: int = 5000) -> dict[str, float]:
+    gen = generate(sessions=max(users, 20_000), users=users, clusters=keys // 25, cluster_size=25, noise_cats=keys // 5,
+                   span_ms=6 * 3_600_000, seed=3)
+    w = PartitionWindower(WindowSpec(delay_ms=0, lateness_ms=0))
+    st = CoviewState()
+    rec = RecentInterests()
+    for ev in gen.events:
+        w.on_event(ev.session, ev.cat, ev.ts)
+        rec.on_view(ev.user, ev.cat, ev.ts)
+    w.punctuate(10**15)
+    for e, pairs in sorted(w.drain_pairs().items()):
+        st.apply_epoch(e, pairs)
+    out = {}
+    for name, obj, n in (("key", st, len(st.keys)), ("user", rec, len(rec.users))):
+        blob = obj.snapshot()
+        tracemalloc.start()
+        restored = type(obj).restore(blob)
+        cur, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        del restored
+        out[f"state_bytes_per_1000_{name}s"] = round(cur / max(1, n) * 1000)
+        out[f"snapshot_bytes_per_1000_{name}s"] = round(len(blob) / max(1, n) * 1000)
+        out[f"{name}s_measured"] = n
+    out["avg_related_per_key"] = round(sum(len(v[1]) for v in st.keys.values()) / max(1, len(st.keys)), 1)
+    return out
+
+
+def bench_replay(events: int) -> dict[str, Any]:
+    sessions = max(1, events // 6)
+    gen = generate(sessions=sessions, users=sessions // 2, clusters=40, cluster_size=25, noise_cats=2000,
+                   span_ms=24 * 3_600_000, seed=5)
+    tmp = Path(tempfile.mkdtemp(prefix="hotpath-replay-"))
+    try:
+        path = tmp / "events.csv"
+        n = write_csv(path, ((e.user, e.cat, e.ts // 1000) for e in gen.events))
+        res = replay_csv(path, session_col="user", key_col="cat", time_col="ts", spec=WindowSpec())
+        planted_hits = []
+        for k, pl in list(gen.planted.items())[:200]:
+            top = {b for b, _ in res.related.get(k, [])[:20]}
+            planted_hits.append(len(top & pl) / min(20, len(pl)))
+        return {"replay_events": n, "replay_seconds": round(res.seconds, 2),
+                "replay_events_per_s": round(res.events_per_s),
+                "replay_precision_at_20": round(float(np.mean(planted_hits)), 3)}  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_stream(
+    settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None]
+) -> dict[str, Any]:
+    from hotpath.coview.job import _ensure_ray, start_coview_job
+
+    _ensure_ray(settings)
+    import ray
+
+    from hotpath.stores.factory import open_hot_cache
+
+    tag = uuid.uuid4().hex[:8]
+    s = Settings.model_validate({
+        **settings.model_dump(),
+        "streaming": {**settings.streaming.model_dump(), "topic": f"bench-coview-{tag}", "job_id": f"bench-{tag}",
+                      "key_prefix": f"bench:{tag}:", "shards": shards, "partitions": 4,
+                      "checkpoint_interval_s": 5.0},
+    })  # fmt: skip
+    cache = open_hot_cache(s)
+    handle = None
+    out: dict[str, Any] = {}
+    t_start = int(time.time() * 1000) - 24 * 3_600_000
+    try:
+        sessions = max(1, events // 6)
+        gen = generate(sessions=sessions, users=max(1, sessions // 2), clusters=40, cluster_size=25, noise_cats=2000,
+                       start_ms=t_start, span_ms=12 * 3_600_000, seed=9)
+        say(f"bench coview: producing {len(gen.events):,} events to {s.streaming.topic}")
+        t0 = time.perf_counter()
+        n = asyncio.run(_with_log(s, _produce_backlog, gen.events))
+        out["produce_events_per_s"] = round(n / (time.perf_counter() - t0))
+        say(f"bench coview: starting the job ({shards} shard actors)")
+        handle = start_coview_job(s)
+        ends = asyncio.run(_with_log(s, _ends))
+        total = sum(ends.values())
+        t_first = None
+        while True:
+            st = handle.status()
+            done = sum(st["offsets"].values())
+            if t_first is None and done > 0:
+                t_first = time.perf_counter()
+            if done >= total:
+                stats = handle.stats()
+                if all(x["sink_pending"] == 0 for x in stats):
+                    break
+            if st.get("error"):
+                raise RuntimeError(st["error"])
+            time.sleep(0.05)
+        dt = time.perf_counter() - (t_first or time.perf_counter())
+        out["throughput_rounds"] = st["rounds"]
+        out["events"] = n
+        out["events_per_s"] = round(n / dt) if dt > 0 else None
+        out["throughput_seconds"] = round(dt, 2)
+        say(f"bench coview: {n:,} events in {dt:.1f}s = {out['events_per_s']:,} events/s")
+        ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
+        say(f"bench coview: freshness phase, {rate:,.0f} events/s for {seconds:g}s")
+        produced, achieved = asyncio.run(_with_log(s, _produce_live, rate, seconds, t_start + 13 * 3_600_000))
+        time.sleep(3.0)  # let the last windows close and land
+        stats = handle.stats()
+        co = [v for x in stats for v in x["coview_lag_ms"]]
+        rc = [v for x in stats for v in x["recent_lag_ms"]]
+        out.update({
+            "freshness_rate_target": rate, "freshness_rate_achieved": round(achieved),
+            "freshness_events": produced,
+            "recent_freshness_p50_ms": _p(rc, 50), "recent_freshness_p99_ms": _p(rc, 99),
+            "coview_freshness_p50_ms": _p(co, 50), "coview_freshness_p99_ms": _p(co, 99),
+            "coview_samples": len(co), "recent_samples": len(rc),
+        })  # fmt: skip
+        p99s = [v for v in (out["recent_freshness_p99_ms"], out["coview_freshness_p99_ms"]) if v is not None]
+        out["freshness_p99_ms"] = max(p99s) if p99s else None
+        totals: dict[str, int] = {}
+        for x in stats:
+            for k, v in x["counters"].items():
+                totals[k] = totals.get(k, 0) + v
+        out["job_counters"] = totals
+        keys = list(cache.scan(f"{s.streaming.key_prefix}cat:co_view:"))
+        out["coview_keys_in_redis"] = len(keys)
+        final_status = handle.status()
+        out["recoveries"] = final_status["recoveries"]
+        out["rounds"] = final_status["rounds"]
+    finally:
+        if handle is not None:
+            try:
+                handle.stop()
+            except Exception as exc:  # report, clean up anyway
+                say(f"bench coview: stopping the job failed: {exc}")
+        for k in list(cache.scan(s.streaming.key_prefix)):
+            cache.delete(k)
+        cache.close()
+        asyncio.run(_with_log(s, _drop_topics))
+        shutil.rmtree(s.runtime_dir / "coview" / s.streaming.job_id, ignore_errors=True)
+    return out
+
+
+async def _with_log(s: Settings, fn, *args):
+    """Run ``fn(log, s, *args)`` with an event log opened (and closed) on this event loop."""
+    from hotpath.stores.factory import open_event_log
+
+    log = open_event_log(s)
+    try:
+        return await fn(log, s, *args)
+    finally:
+        await log.close()
+
+
+async def _produce_backlog(log, s: Settings, events) -> int:
+    from hotpath.coview.job import produce_events, punctuate
+
+    n = await produce_events(log, s.streaming.topic, events, partitions=s.streaming.partitions, batch=20_000, stamp=False)
+    await punctuate(log, s.streaming.topic, max(e.ts for e in events) + 3_600_000)
+    return n
+
+
+async def _ends(log, s: Settings) -> dict[int, int]:
+    n = await log.partitions(s.streaming.topic)
+    return {p: await log.end_offset(s.streaming.topic, p) for p in range(n)}
+
+
+async def _produce_live(log, s: Settings, rate: float, seconds: float, ev0: int) -> tuple[int, float]:
+    """Sessions whose event time runs 300x the wall clock, produced at ``rate`` (stamped sent_ms)."""
+    from hotpath.coview.job import produce_events
+
+    speed = 300.0
+    tick_s = 0.25
+    per_tick = max(1, int(rate * tick_s))
+    t0 = time.time()
+    produced = 0
+    i = 0
+    while time.time() - t0 < seconds:
+        now_ev = ev0 + int((time.time() - t0) * 1000 * speed)
+        batch = generate(sessions=max(1, per_tick // 6), users=20_000, clusters=40, cluster_size=25, noise_cats=2000,
+                         start_ms=now_ev, span_ms=int(tick_s * 1000 * speed), gap_ms=(500, 2_000), seed=1000 + i)
+        produced += await produce_events(log, s.streaming.topic, batch.events, partitions=s.streaming.partitions,
+                                         batch=20_000)
+        i += 1
+        ahead = t0 + i * tick_s - time.time()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    return produced, produced / (time.time() - t0)
+
+
+async def _drop_topics(log, s: Settings) -> None:
+    from hotpath.coview.runner import dlq_topic, late_topic
+
+    for t in (s.streaming.topic, dlq_topic(s.streaming.topic), late_topic(s.streaming.topic)):
+        if hasattr(log, "delete_topic"):
+            try:
+                await log.delete_topic(t)
+            except Exception:
+                pass
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    events: int = 600_000,
+    rate: float = 50_000.0,
+    seconds: float = 15.0,
+    replay_events: int = 1_000_000,
+    shards: int = 2,
+    stream: bool = True,
+    say: Callable[[str], None] = lambda m: None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"machine_cores": __import__("os").cpu_count()}
+    if stream:
+        out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say))
+    say("bench coview: offline replay")
+    out.update(bench_replay(replay_events))
+    say("bench coview: state memory")
+    out.update(state_memory())
+    out.setdefault("events_per_s", None)
+    out.setdefault("freshness_p99_ms", None)
+    return out

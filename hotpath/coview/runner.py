@@ -1,0 +1,197 @@
+"""One shard at run time, without Ray: reads its partitions, feeds :class:`ShardCore`, writes the
+sinks, saves checkpoints. The Ray actor (:mod:`hotpath.actors.coview_shard`) is a shell around it;
+tests drive it in-process.
+
+The coordinator calls, strictly one at a time:
+
+- ``restore(cid, partitions)``: state and offsets of checkpoint ``cid`` (fresh when ``None``);
+- ``step(inbound, complete, trigger_sent_ms)``: take pair counts routed from other shards, apply the
+  epochs every partition completed, read up to ``max_records_per_step`` per partition, queue sink
+  writes, and return the pair counts for other shards, the partitions' complete epochs and offsets;
+- ``checkpoint(cid, inbound, complete, trigger_sent_ms)``: the same without reading, then flush the
+  sinks, then save state + offsets under ``cid`` in one transaction (sinks, state, offsets: in
+  that order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hotpath.coview.checkpoint import ShardCheckpoints, checkpoint_dir
+from hotpath.coview.settings import StreamingSettings
+from hotpath.coview.shard import Contribution, ShardCore
+from hotpath.coview.sinks import SinkBatch, SinkWriter
+from hotpath.stores.base import DimensionStore, EventIn, EventLog, HotCache, LogRecord
+
+__all__ = ["ShardRunner", "dlq_topic", "late_topic"]
+
+log = logging.getLogger(__name__)
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def late_topic(topic: str) -> str:
+    return f"{topic}.late"
+
+
+def _side_record(r: LogRecord, reason: str) -> EventIn:
+    body = {
+        "reason": reason,
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "value": r.value.decode("utf-8", errors="replace"),
+    }
+    # The key names the source position: a replay after a failure re-sends the same keys.
+    return EventIn(value=json.dumps(body).encode(), key=f"{r.partition}:{r.offset}".encode())
+
+
+class ShardRunner:
+    """One shard's loop body; see the module docstring."""
+
+    def __init__(
+        self,
+        index: int,
+        shards: int,
+        streaming: StreamingSettings,
+        runtime_dir,
+        *,
+        event_log: EventLog,
+        cache: HotCache,
+        dims: DimensionStore | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.index, self.shards, self.settings = index, shards, streaming
+        self.log, self.cache, self.dims = event_log, cache, dims
+        self.clock = clock
+        self.ckpt = ShardCheckpoints(checkpoint_dir(runtime_dir, streaming.job_id) / f"shard-{index}.sqlite")
+        self.sinks = SinkWriter(
+            cache, dims, prefix=streaming.key_prefix, recent_ttl_s=streaming.recent_ttl_s,
+            queue_max=streaming.sink_queue_max, dim_batch=streaming.dimension_batch,
+        )
+        self.core = ShardCore(index, shards, [], streaming, clock=clock)
+        self.partitions: list[int] = []
+        self.restored_cid: int | None = None
+        self.side = {"dead": 0, "late": 0}
+
+    # ---------------------------------------------------------------- lifecycle
+    async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
+        await asyncio.to_thread(self.sinks.flush)  # older batches land before the replay's newer ones
+        if cid is None:
+            self.core = ShardCore(self.index, self.shards, list(partitions), self.settings, clock=self.clock)
+        else:
+            _, blob = self.ckpt.load(cid)
+            self.core = ShardCore.restore(blob, self.settings, clock=self.clock)
+            if sorted(self.core.parts) != sorted(partitions):
+                raise RuntimeError(f"checkpoint {cid} of shard {self.index} holds other partitions")
+        self.partitions = sorted(partitions)
+        self.restored_cid = cid
+        return self._report({})
+
+    async def step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0) -> dict[str, Any]:
+        core, s = self.core, self.settings
+        core.receive(inbound)
+        batch = SinkBatch(coview=core.apply_until(complete))
+        if batch.coview:
+            batch.coview_sent_ms = trigger_sent_ms
+        reads = await asyncio.gather(
+            *(self.log.read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
+        )
+        n = sum(len(r) for r in reads)
+        if n == 0 and self.partitions and s.read_timeout_s > 0:
+            reads = await asyncio.gather(
+                *(
+                    self.log.read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step,
+                                  timeout_s=s.read_timeout_s)
+                    for p in self.partitions
+                )
+            )
+            n = sum(len(r) for r in reads)
+        dead: list[EventIn] = []
+        late: list[EventIn] = []
+        oldest = 0
+        for p, records in zip(self.partitions, reads):
+            if not records:
+                continue
+            ing = core.ingest(p, records)
+            dead.extend(_side_record(r, reason) for r, reason in ing.dead)
+            late.extend(_side_record(r, "late") for r in ing.late)
+            if ing.oldest_sent_ms and (not oldest or ing.oldest_sent_ms < oldest):
+                oldest = ing.oldest_sent_ms
+        if n == 0:
+            core.tick()
+        batch.recent = core.drain_recent()
+        batch.recent_sent_ms = oldest if batch.recent else 0
+        if len(core.dims_dirty) >= s.dimension_batch:
+            batch.dims = core.drain_dims()
+        if dead:
+            await self.log.append(dlq_topic(s.topic), dead)
+            self.side["dead"] += len(dead)
+        if late:
+            await self.log.append(late_topic(s.topic), late)
+            self.side["late"] += len(late)
+        await self._submit(batch)
+        return self._report(core.drain_outbox(), read=n)
+
+    async def checkpoint(
+        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0
+    ) -> dict[str, Any]:
+        core = self.core
+        core.receive(inbound)
+        batch = SinkBatch(coview=core.apply_until(complete), recent=core.drain_recent(), dims=core.drain_dims())
+        if batch.coview:
+            batch.coview_sent_ms = trigger_sent_ms
+        await self._submit(batch)
+        await asyncio.to_thread(self.sinks.flush)
+        blob = core.snapshot()
+        await asyncio.to_thread(self.ckpt.save, cid, core.offsets(), blob)
+        return self._report({}, snapshot_bytes=len(blob))
+
+    async def _submit(self, batch: SinkBatch) -> None:
+        if batch.empty():
+            return
+        if self.sinks._q.full():
+            await asyncio.to_thread(self.sinks.submit, batch)
+        else:
+            self.sinks.submit(batch)
+
+    def _report(self, outbox: dict[int, list[Contribution]], **extra: Any) -> dict[str, Any]:
+        core = self.core
+        return {
+            "shard": self.index,
+            "outbox": outbox,
+            "complete": core.complete_epochs(),
+            "offsets": core.offsets(),
+            "newest_sent": core.newest_sent(),
+            **extra,
+        }
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "shard": self.index,
+            "partitions": self.partitions,
+            "restored_cid": self.restored_cid,
+            "counters": self.core.counters(),
+            "offsets": self.core.offsets(),
+            "sink": dict(self.sinks.written),
+            "sink_pending": self.sinks.pending(),
+            "sink_blocked_s": round(self.sinks.blocked_s, 3),
+            "side": dict(self.side),
+            "coview_lag_ms": list(self.sinks.coview_lag_ms),
+            "recent_lag_ms": list(self.sinks.recent_lag_ms),
+        }
+
+    def reset_lags(self) -> None:
+        self.sinks.coview_lag_ms.clear()
+        self.sinks.recent_lag_ms.clear()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sinks.close)
+        self.ckpt.close()

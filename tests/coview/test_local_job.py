@@ -1,0 +1,199 @@
+"""The job's shards and coordinator in-process over in-memory stores: exactly-once under crashes,
+dead letters, the late stream and backpressure. (The same against Kafka, Redis and Ray actors is
+in test_streaming_e2e.py.)"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+
+import pytest
+
+from hotpath.config import Settings
+from hotpath.coview.generator import generate
+from hotpath.coview.job import LocalJob, produce_events, punctuate
+from hotpath.coview.sinks import SinkBatch, SinkWriter
+from hotpath.stores.memory_cache import InMemoryHotCache
+
+from .conftest import MemoryDims, MemoryEventLog, zset_dump
+
+
+def make_settings(tmp_path, **streaming) -> Settings:
+    base = dict(shards=3, partitions=4, topic="views", checkpoint_interval_s=0.0, max_records_per_step=97,
+                read_timeout_s=0.0, allowed_lateness_s=30.0, watermark_delay_s=5.0)
+    base.update(streaming)
+    return Settings(runtime_dir=tmp_path, streaming=base)
+
+
+async def fill(log, settings, gen) -> None:
+    await produce_events(log, settings.streaming.topic, gen.raw(), partitions=settings.streaming.partitions, stamp=False)
+    await punctuate(log, settings.streaming.topic, 4_000_000_000_000)
+
+
+class CrashingLocalJob(LocalJob):
+    """Loses every shard's in-memory state at chosen rounds (as if their processes died)."""
+
+    def __init__(self, *a, crash_rounds=(), **kw) -> None:
+        super().__init__(*a, **kw)
+        self.crash_rounds = set(crash_rounds)
+        self.crashes = 0
+
+    async def _shards(self, recreate):
+        refs = await super()._shards(recreate)
+        job = self
+
+        class Crashy:
+            def __init__(self, ref):
+                self.ref = ref
+
+            async def step(self, *a):
+                if job.coordinator.rounds in job.crash_rounds:
+                    job.crash_rounds.discard(job.coordinator.rounds)
+                    job.crashes += 1
+                    raise RuntimeError("shard died")
+                return await self.ref.step(*a)
+
+            def __getattr__(self, name):
+                return getattr(self.ref, name)
+
+        return [Crashy(r) for r in refs]
+
+
+async def run_job(tmp_path, gen, *, crash_rounds=(), interval=1e9, **streaming):
+    settings = make_settings(tmp_path, checkpoint_interval_s=interval, **streaming)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    job = CrashingLocalJob(settings, event_log=log, cache=cache, dims=dims, crash_rounds=crash_rounds)
+    status = await job.run_until_caught_up()
+    await job.close()
+    return status, zset_dump(cache, ""), dict(dims.rows), log, job
+
+
+async def test_crashes_at_random_points_leave_identical_results(tmp_path) -> None:
+    gen = generate(sessions=600, clusters=4, cluster_size=8, noise_cats=30, span_ms=3 * 3_600_000, jitter_ms=20_000,
+                   late_fraction=0.01, poison_fraction=0.005, seed=11)
+    st0, redis0, dims0, _, _ = await run_job(tmp_path / "clean", gen)
+    assert st0["recoveries"] == 0 and redis0 and dims0
+    assert sum(k.startswith("cat:co_view:") for k in redis0) > 20
+    rng = random.Random(5)
+    crash_rounds = sorted(rng.sample(range(3, 40), 5))
+    st1, redis1, dims1, _, job = await run_job(
+        tmp_path / "crashy", gen, crash_rounds=crash_rounds, interval=0.0005, max_records_per_step=23
+    )
+    assert job.crashes == 5 and st1["recoveries"] == 5
+    assert redis1 == redis0
+    assert dims1 == dims0
+    # the Redis top-K equals the dimension store's rows
+    for key, members in redis0.items():
+        if key.startswith("cat:co_view:"):
+            assert members == pytest.approx(dims0[key.removeprefix("cat:co_view:")])
+
+
+async def test_poisoned_and_late_events_go_to_their_own_streams(tmp_path) -> None:
+    gen = generate(sessions=300, clusters=3, cluster_size=6, noise_cats=10, late_fraction=0.05, late_by_ms=3_600_000,
+                   poison_fraction=0.02, seed=3)
+    status, redis, _, log, job = await run_job(tmp_path, gen)
+    dead = [json.loads(r.value) for r in log.topics["views.dlq"][0]]
+    assert len(dead) == len(gen.poison)
+    assert {d["reason"].split(":")[0].split(" (")[0] for d in dead} <= {
+        "bad JSON", "missing field 'user'", "absurd timestamp 12", "not a JSON object", "unknown type 'teleport'"}
+    late = [json.loads(r.value) for r in log.topics["views.late"][0]]
+    counters = {}
+    for r in job.runners:
+        for k, v in (await r.stats())["counters"].items():
+            counters[k] = counters.get(k, 0) + v
+    assert counters["late_dropped"] == len(late) > 0
+    assert counters["views"] == len(gen.events)
+    assert any(k.startswith("user:recent_cats:") for k in redis)
+
+
+async def test_recent_cats_written_with_ttl(tmp_path) -> None:
+    gen = generate(sessions=50, clusters=2, cluster_size=5, noise_cats=5, seed=2)
+    settings = make_settings(tmp_path, recent_ttl_s=2 * 86_400)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    await job.run_until_caught_up()
+    await job.close()
+    user = gen.events[0].user
+    got = cache.ztop(f"user:recent_cats:{user}", 100)
+    seen = {e.cat for e in gen.events if e.user == user}
+    assert {c for c, _ in got} <= seen and got
+    assert 86_400 < cache.ttl(f"user:recent_cats:{user}") <= 2 * 86_400
+
+
+def test_slow_sink_blocks_the_producer_instead_of_queueing_without_bound() -> None:
+    class SlowCache(InMemoryHotCache):
+        def zreplace(self, key, members, *, ttl_s=None):
+            time.sleep(0.05)
+            super().zreplace(key, members, ttl_s=ttl_s)
+
+    cache = SlowCache()
+    w = SinkWriter(cache, None, queue_max=2)
+    seen_max = 0
+    stop = threading.Event()
+
+    def watch():
+        nonlocal seen_max
+        while not stop.is_set():
+            seen_max = max(seen_max, w.pending())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    t0 = time.monotonic()
+    for i in range(10):
+        w.submit(SinkBatch(coview={f"k{i}": [("x", 1.0)]}))
+    submit_s = time.monotonic() - t0
+    w.flush()
+    stop.set()
+    t.join()
+    assert seen_max <= 2
+    assert submit_s >= 0.05 * (10 - 3)  # the submitter waited for the slow writer
+    assert w.blocked_s > 0.2
+    assert all(cache.ztop(f"cat:co_view:k{i}", 5) == [("x", 1.0)] for i in range(10))
+    w.close()
+
+
+def test_failing_sink_retries_and_never_drops() -> None:
+    class Flaky(InMemoryHotCache):
+        fails = 3
+
+        def zreplace(self, key, members, *, ttl_s=None):
+            if Flaky.fails:
+                Flaky.fails -= 1
+                from hotpath.errors import ServiceUnavailable
+
+                raise ServiceUnavailable("down for a moment")
+            super().zreplace(key, members, ttl_s=ttl_s)
+
+    cache = Flaky()
+    w = SinkWriter(cache, None, queue_max=2)
+    w.submit(SinkBatch(coview={"k": [("x", 2.0)]}))
+    w.flush()
+    assert cache.ztop("cat:co_view:k", 5) == [("x", 2.0)] and w.written["retries"] == 3
+    w.close()
+
+
+async def test_restart_of_the_whole_job_resumes_from_the_committed_checkpoint(tmp_path) -> None:
+    gen = generate(sessions=400, clusters=3, cluster_size=7, noise_cats=20, span_ms=2 * 3_600_000, seed=8)
+    _, redis0, dims0, _, _ = await run_job(tmp_path / "clean", gen)
+    settings = make_settings(tmp_path / "restart", checkpoint_interval_s=0.0)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    await job.coordinator.prepare()
+    for _ in range(12):
+        await job.coordinator.round()
+    await job.coordinator.checkpoint()
+    for _ in range(5):  # progress after the checkpoint, then the process "dies"
+        await job.coordinator.round()
+    await job.close()
+    job2 = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    await job2.coordinator.prepare()
+    assert job2.coordinator.committed == 1
+    await job2.run_until_caught_up()
+    await job2.close()
+    assert zset_dump(cache, "") == redis0 and dict(dims.rows) == dims0
