@@ -44,6 +44,9 @@ WORKER_PORTS = 200
 RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray starts workers at niceness 15 by default; here they serve latency-critical requests on a
+    # small box shared with the JVMs of Kafka and Cassandra, so they run at normal priority.
+    "RAY_worker_niceness": "0",
 }
 _OFFSETS = {
     "node_manager_port": 1,
