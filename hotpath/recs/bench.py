@@ -1,0 +1,374 @@
+"""``hotpath bench recs``: the recommendation endpoints through a running Serve app, vs a baseline.
+
+Steps: load a generated catalog into Redis (bench key prefix), deploy two apps on Ray Serve: the
+service (replica-local columns + pub/sub) and the *baseline* (the same pipeline written the
+straightforward way: every request reads every zset and pipelines HGETALL of every candidate's
+hashes); drive both with ``wrk`` on loopback (an asyncio+httpx generator when wrk is missing) for
+the same time and concurrency; time rerank of 1,000 candidates in-process, both ways; measure how
+long a promo/stock change takes to reach serving.
+
+By default a private Ray instance is started with ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (direct
+ingress) and ``RAY_worker_niceness=0`` (Ray runs workers at nice 15, so a serving replica loses
+every CPU contest on a shared machine), since both must be in the environment of the Ray processes;
+``--address`` uses a running cluster instead. Bounded: every phase has a time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hotpath.config import Settings
+
+__all__ = ["run_bench"]
+
+_WRK_LUA = r"""
+local paths = {}
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(os.time() * 1000 + (tonumber(args[2]) or 0))
+end
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\nRESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"status_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def _pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples), q)) if samples else float("nan")
+
+
+def _wrk(base: str, paths: list[str], seconds: float, concurrency: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        lua, pf = Path(d, "bench.lua"), Path(d, "paths.txt")
+        lua.write_text(_WRK_LUA)
+        pf.write_text("\n".join(paths) + "\n")
+        cmd = [
+            "wrk", "-t1", f"-c{concurrency}", f"-d{int(max(1, seconds))}s", "--timeout", "2s",
+            "-s", str(lua), base, "--", str(pf), str(random.randrange(1 << 30)),
+        ]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    r = json.loads(line[len("RESULT ") :])
+    return {
+        "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "p50_ms": round(r["p50_us"] / 1000, 2),
+        "p99_ms": round(r["p99_us"] / 1000, 2),
+        "requests": r["requests"],
+        "errors": r["errors"] + r["status_errors"],
+        "generator": "wrk",
+    }
+
+
+async def _httpx_load(base: str, paths: list[str], seconds: float, concurrency: int) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            p = random.choice(paths)
+            t = time.perf_counter()
+            try:
+                r = await client.get(base + p)
+                if r.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=5.0) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        dt = time.perf_counter() - t0
+    ms = [x * 1000 for x in lat]
+    return {
+        "rps": round(len(lat) / dt, 1),
+        "p50_ms": round(_pct(ms, 50), 2),
+        "p99_ms": round(_pct(ms, 99), 2),
+        "requests": len(lat),
+        "errors": errors,
+        "generator": "httpx",
+    }
+
+
+def _load(base: str | list[str], paths: list[str], seconds: float, concurrency: int) -> dict:
+    """Drive one base URL, or several (one per direct-ingress replica) in parallel, splitting the
+    concurrency; several are combined as total rps and the worst p50/p99 (conservative)."""
+    bases = [base] if isinstance(base, str) else base
+    if len(bases) == 1:
+        if shutil.which("wrk"):
+            return _wrk(bases[0], paths, seconds, concurrency)
+        return asyncio.run(_httpx_load(bases[0], paths, seconds, concurrency))
+    from concurrent.futures import ThreadPoolExecutor
+
+    per = max(1, concurrency // len(bases))
+    with ThreadPoolExecutor(len(bases)) as ex:
+        outs = list(ex.map(lambda b: _load(b, paths, seconds, per), bases))
+    return {
+        "rps": round(sum(o["rps"] for o in outs), 1),
+        "p50_ms": max(o["p50_ms"] for o in outs),
+        "p99_ms": max(o["p99_ms"] for o in outs),
+        "requests": sum(o["requests"] for o in outs),
+        "errors": sum(o["errors"] for o in outs),
+        "generator": outs[0]["generator"],
+        "replica_endpoints": len(bases),
+    }
+
+
+def _rerank_timing(service, mids: list[str], widget: str, iters: int, *, baseline: bool) -> dict:
+    """Rerank 1,000 random candidates, attribute fetch included: the service reads its local
+    columns (re-reading only expired rows); the baseline pipelines HGETALL of every candidate's hashes."""
+    from hotpath.recs.ranking import RowMerged
+
+    rng = random.Random(3)
+    lat = []
+    for _ in range(iters):
+        sample = rng.sample(mids, 1000)
+        base = np.array([rng.random() for _ in sample])
+        t = time.perf_counter()
+        rows = np.array(service.table.rows(sample), dtype=np.int64)  # baseline: loads every row from Redis
+        z = np.zeros(len(rows))
+        m = RowMerged(rows, base, {"semantic": z, "best_seller": base, "co_view": z, "user_interest": z})
+        service.rerank(m, widget, 20, refresh=not baseline)
+        lat.append((time.perf_counter() - t) * 1000)
+    return {"rps": round(1000 / np.mean(lat), 1), "p50_ms": round(_pct(lat, 50), 3), "p99_ms": round(_pct(lat, 99), 3), "candidates": 1000}
+
+
+def _freshness(settings: Settings, base: str, cat) -> dict:
+    """Mark the best pid of a served item out of stock; time until the served list drops it."""
+    import httpx
+
+    from hotpath.recs.catalog import master_uuid
+    from hotpath.recs.loader import set_promo
+    from hotpath.stores.factory import open_hot_cache
+
+    cache = open_hot_cache(settings)
+    url = f"{base}/related?master_id={master_uuid(11)}&k=5"
+    with httpx.Client(timeout=5.0) as c:
+        items = c.get(url).json()["items"]
+        target = next((i for i in items if i["pid"]), None)
+        if target is None:
+            return {"ms": None}
+        t0 = time.perf_counter()
+        set_promo(cache, settings.recs, target["pid"], out_of_stock=True)
+        ms = None
+        while time.perf_counter() - t0 < 5:
+            got = c.get(url).json()["items"]
+            if all(i["pid"] != target["pid"] for i in got):
+                ms = round((time.perf_counter() - t0) * 1000, 1)
+                break
+        set_promo(cache, settings.recs, target["pid"], out_of_stock=False)
+    cache.close()
+    return {"ms": ms, "pid": target["pid"], "target_ms": 1000}
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    seconds: float = 30.0,
+    concurrency: int = 32,
+    masters: int = 20_000,
+    address: str | None = None,
+    replicas: int = 1,
+    say=print,
+) -> dict:
+    import ray
+    from ray import serve
+
+    from hotpath.graphs.recs_app import build_recs_app, recs_base_url, recs_roots
+    from hotpath.recs.catalog import generate, master_uuid
+    from hotpath.recs.loader import load_catalog
+    from hotpath.recs.settings import CatalogSettings
+    from hotpath.stores.factory import open_dimension_store, open_hot_cache
+    from hotpath.stores.redis_fast import bulk_writer
+    from hotpath.stores.rollups import DuckDbRollupStore
+
+    bench_dir = settings.runtime_dir / "bench" / "recs"
+    recs = settings.recs.model_copy(update={"key_prefix": "bench:", "replicas": replicas})
+    settings = settings.model_copy(
+        update={
+            "recs": recs,
+            "runtime_dir": bench_dir,
+            "sqlite": settings.sqlite.model_copy(update={"path": bench_dir / "dim.sqlite"}),
+            "duckdb": settings.duckdb.model_copy(update={"path": bench_dir / "rollups.duckdb"}),
+        }
+    )
+    shutil.rmtree(bench_dir, ignore_errors=True)
+    bench_dir.mkdir(parents=True)
+
+    say(f"bench: generating and loading {masters} masters")
+    cat = generate(CatalogSettings(masters=masters, users=max(100, masters // 10)))
+    cache = open_hot_cache(settings)
+    store = open_dimension_store(settings)
+    roll = DuckDbRollupStore(settings.in_runtime(settings.duckdb.path))
+    t = time.perf_counter()
+    rep = load_catalog(cat, recs, cache, bulk_writer(cache), store, roll)
+    roll.close()
+    store.close()
+    load_s = time.perf_counter() - t
+
+    own = address is None
+    if own:
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "30100")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_worker_niceness", "0")  # Ray runs workers at nice 15 by default
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="recs-bench",
+                 _node_ip_address=settings.serve.host)  # fmt: skip
+    else:
+        ray.init(address=address, namespace="recs-bench", log_to_driver=False, _node_ip_address=settings.serve.host)
+    result: dict = {}
+    try:
+        from ray.serve.config import HTTPOptions
+        from ray.serve.schema import LoggingConfig
+
+        http_port = settings.serve.http_port + (100 if own else 0)
+        serve.start(http_options=HTTPOptions(host=settings.serve.host, port=http_port),
+                    logging_config=LoggingConfig(enable_access_log=False))  # fmt: skip
+        s_http = settings.model_copy(update={"serve": settings.serve.model_copy(update={"http_port": http_port})})
+        say("bench: deploying the service and the baseline")
+        serve.run(build_recs_app(settings, local=True, name="RecsBench"), name="recs-bench", route_prefix="/bench/v1/recs", blocking=False)
+        base_settings = settings.model_copy(update={"recs": recs.model_copy(update={"replicas": 1})})
+        serve.run(build_recs_app(base_settings, local=False, name="RecsBaseline"), name="recs-baseline", route_prefix="/baseline/v1/recs", blocking=False)  # noqa: E501
+        _wait_running(serve, ["recs-bench", "recs-baseline"])
+        bases = {
+            "service": recs_base_url(s_http, app_name="recs-bench", route_prefix="/bench/v1/recs"),
+            "baseline": recs_base_url(s_http, app_name="recs-baseline", route_prefix="/baseline/v1/recs"),
+        }
+        roots = {
+            "service": recs_roots(s_http, app_name="recs-bench"),
+            "baseline": recs_roots(s_http, app_name="recs-baseline"),
+        }
+        rng = random.Random(5)
+        U = len(cat.user_views)
+        widgets = list(recs.widgets)
+        rel = [
+            f"/related?user_id=u{rng.randrange(U)}&master_id={master_uuid(rng.randrange(cat.n_masters))}"
+            f"&widget={rng.choice(widgets)}&k=20"
+            for _ in range(5000)
+        ]
+        bs = [f"/bestsellers?category_id={rng.choice(cat.cat_ids)}&user_id=u{rng.randrange(U)}&k=20" for _ in range(2000)]
+        result = {"machine": _machine(), "catalog": {"masters": cat.n_masters, "pids": cat.n_pids, "load_s": round(load_s, 1)}}
+        result["baseline"] = {}
+        for which, base in bases.items():
+            from urllib.parse import urlsplit
+
+            u = urlsplit(base)
+            root, prefix = roots[which], u.path
+            say(f"bench: warming {which} at {base}")
+            _load(root, [prefix + p for p in rel], min(5, seconds), concurrency)
+            _load(root, [prefix + p for p in bs], min(3, seconds), concurrency)
+            out = result if which == "service" else result["baseline"]
+            say(f"bench: {which} related for {seconds:.0f} s at concurrency {concurrency}")
+            out["related"] = _load(root, [prefix + p for p in rel], seconds, concurrency)
+            say(f"bench: {which} bestsellers for {seconds / 2:.0f} s")
+            out["bestsellers"] = _load(root, [prefix + p for p in bs], max(5, seconds / 2), concurrency)
+        result["endpoints"] = bases
+
+        # best-sellers on fallback: cache keys gone -> the rollup store answers (and writes back)
+        say("bench: bestsellers on fallback (Redis keys deleted)")
+        result["bestsellers_fallback"] = _fallback_timing(settings, bases["service"], cat, rng)
+
+        say("bench: rerank of 1,000 candidates")
+        from hotpath.deployments.recs import build_service
+
+        svc = build_service(settings, local=True)
+        base_svc = build_service(settings, local=False)
+        mids = [master_uuid(i) for i in range(cat.n_masters)]
+        svc.table.rows(mids)
+        result["rerank"] = _rerank_timing(svc, mids, "sponsored", 300, baseline=False)
+        result["baseline"]["rerank"] = _rerank_timing(base_svc, mids, "sponsored", 100, baseline=True)
+        svc.close()
+        base_svc.close()
+        say("bench: promo/stock freshness")
+        result["freshness"] = _freshness(settings, bases["service"], cat)
+        result["ratio_vs_baseline"] = {
+            k: round(result[k]["rps"] / result["baseline"][k]["rps"], 2) if result["baseline"][k]["rps"] else None
+            for k in ("related", "bestsellers", "rerank")
+        }
+        result["config"] = {"seconds": seconds, "concurrency": concurrency, "throughput_optimized": own,
+                            "replicas": recs.replicas, "max_ongoing_requests": recs.max_ongoing_requests}  # fmt: skip
+        result["load_report"] = rep.to_json()
+    finally:
+        try:
+            serve.delete("recs-bench")
+            serve.delete("recs-baseline")
+            if own:
+                serve.shutdown()
+        finally:
+            ray.shutdown()
+            _drop_prefix(cache, "bench:")
+            cache.close()
+    return result
+
+
+def _fallback_timing(settings: Settings, base: str, cat, rng: random.Random) -> dict:
+    import httpx
+
+    from hotpath.recs.keys import Keys
+    from hotpath.stores.factory import open_hot_cache
+
+    cache = open_hot_cache(settings)
+    keys = Keys(settings.recs.key_prefix)
+    lat = []
+    leaves = rng.sample(cat.cat_ids, min(60, len(cat.cat_ids)))
+    cache.delete(*[keys.bestsellers(leaf) for leaf in leaves])
+    time.sleep(settings.recs.local_ttl_s + 0.2)  # the replica's local copies expire too
+    with httpx.Client(timeout=5.0) as c:
+        for leaf in leaves:
+            t = time.perf_counter()
+            r = c.get(f"{base}/bestsellers?category_id={leaf}&k=20")
+            lat.append((time.perf_counter() - t) * 1000)
+            if r.status_code != 200 or "unknown_category" in r.json()["fallbacks"]:
+                raise RuntimeError(f"fallback answer for {leaf} is wrong: {r.status_code}")
+    cache.close()
+    return {"p50_ms": round(_pct(lat, 50), 2), "p99_ms": round(_pct(lat, 99), 2), "requests": len(lat),
+            "note": "sequential; each request's current category is missing from Redis and the local copy"}  # fmt: skip
+
+
+def _wait_running(serve, apps: list[str], timeout_s: float = 120) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        st = serve.status().applications
+        if all(a in st and str(st[a].status).endswith("RUNNING") for a in apps):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"apps {apps} not running after {timeout_s} s")
+
+
+def _drop_prefix(cache, prefix: str) -> None:
+    try:
+        keys = list(cache.scan(prefix))
+        for i in range(0, len(keys), 1000):
+            cache.delete(*keys[i : i + 1000])
+    except Exception:
+        pass
+
+
+def _machine() -> dict:
+    try:
+        load1 = os.getloadavg()[0]
+    except OSError:
+        load1 = None
+    return {"cpus": os.cpu_count(), "load1_at_end": load1}

@@ -1,0 +1,184 @@
+"""Requests, candidates and answers of the recommendation endpoints, and their validation.
+
+Parsing lives here so the HTTP face stays thin: :func:`parse_related` / :func:`parse_bestsellers`
+turn query parameters into a typed query or raise :class:`~hotpath.errors.BadInput` naming the
+parameter (the HTTP layer maps it to 422).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from hotpath.errors import BadInput
+from hotpath.recs.settings import RecsSettings
+
+__all__ = [
+    "RelatedQuery",
+    "BestsellersQuery",
+    "PidAttrs",
+    "Candidate",
+    "Item",
+    "RecsResult",
+    "parse_related",
+    "parse_bestsellers",
+    "SIGNALS",
+]
+
+SIGNALS = ("semantic", "best_seller", "co_view", "user_interest", "promo")
+"""Every signal an item can name as a reason it is in the list."""
+
+_USER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_CAT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedQuery:
+    user_id: str | None
+    master_id: str | None
+    """Canonical lower-case UUID text."""
+    widget: str
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class BestsellersQuery:
+    category_id: str | None
+    user_id: str | None
+    k: int
+    widget: str = "bestsellers"
+
+
+@dataclass(frozen=True, slots=True)
+class PidAttrs:
+    """One seller pid's serving attributes. Missing attributes are ``None`` (never an error)."""
+
+    pid: str
+    price: float | None = None
+    rating: float | None = None
+    boost: float = 1.0
+    out_of_stock: bool = False
+    ad_bid: float = 0.0
+    flash_sale: bool = False
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A master gathered for a list, with the signal scores that brought it."""
+
+    master_id: str
+    semantic: float = 0.0
+    best_seller: float = 0.0
+    co_view: float = 0.0
+    user_interest: float = 0.0
+    base: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    master_id: str
+    pid: str | None
+    category: str | None
+    score: float
+    signals: tuple[str, ...]
+    scores: dict[str, float]
+    price: float | None = None
+    rating: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "master_id": self.master_id,
+            "pid": self.pid,
+            "category": self.category,
+            "score": self.score,
+            "signals": list(self.signals),
+            "scores": self.scores,
+            "price": self.price,
+            "rating": self.rating,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecsResult:
+    items: list[Item]
+    fallbacks: tuple[str, ...] = ()
+    """Why a fallback answer was given (``unknown_master``, ``no_history``, ...); empty when none."""
+    stale_masters: tuple[str, ...] = ()
+    widget: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "items": [i.to_json() for i in self.items],
+            "widget": self.widget,
+            "fallbacks": list(self.fallbacks),
+            "stale_masters": list(self.stale_masters),
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+
+# --------------------------------------------------------------------------- validation
+def _one(params: Mapping[str, str], name: str) -> str | None:
+    v = params.get(name)
+    if v is None:
+        return None
+    v = v.strip()
+    return v or None
+
+
+def _parse_k(params: Mapping[str, str], settings: RecsSettings) -> int:
+    raw = _one(params, "k")
+    if raw is None:
+        return settings.default_k
+    try:
+        k = int(raw)
+    except ValueError:
+        raise BadInput(f"k must be an integer, got {raw[:32]!r}", field="k") from None
+    if not 1 <= k <= settings.max_k:
+        raise BadInput(f"k must be between 1 and {settings.max_k}, got {k}", field="k")
+    return k
+
+
+def _parse_user(params: Mapping[str, str]) -> str | None:
+    raw = _one(params, "user_id")
+    if raw is not None and not _USER_RE.match(raw):
+        raise BadInput("user_id must be 1-64 characters of [A-Za-z0-9_.:-]", field="user_id")
+    return raw
+
+
+def parse_master_id(raw: str | None, name: str = "master_id") -> str | None:
+    if raw is None:
+        return None
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise BadInput(f"{name} must be a UUID, got {raw[:40]!r}", field=name) from None
+
+
+def _check_known(params: Mapping[str, str], known: tuple[str, ...]) -> None:
+    for name in params:
+        if name not in known:
+            raise BadInput(f"unknown parameter {name[:40]!r} (expected one of {', '.join(known)})", field=name[:40])
+
+
+def parse_related(params: Mapping[str, str], settings: RecsSettings) -> RelatedQuery:
+    _check_known(params, ("user_id", "master_id", "widget", "k"))
+    user = _parse_user(params)
+    master = parse_master_id(_one(params, "master_id"))
+    widget = _one(params, "widget") or settings.default_widget
+    if widget not in settings.widgets:
+        raise BadInput(
+            f"widget must be one of {', '.join(sorted(settings.widgets))}, got {widget[:40]!r}", field="widget"
+        )
+    return RelatedQuery(user_id=user, master_id=master, widget=widget, k=_parse_k(params, settings))
+
+
+def parse_bestsellers(params: Mapping[str, str], settings: RecsSettings) -> BestsellersQuery:
+    _check_known(params, ("category_id", "user_id", "k"))
+    user = _parse_user(params)
+    cat = _one(params, "category_id")
+    if cat is not None and not _CAT_RE.match(cat):
+        raise BadInput("category_id must be 1-64 characters of [A-Za-z0-9_.-]", field="category_id")
+    return BestsellersQuery(category_id=cat, user_id=user, k=_parse_k(params, settings))

@@ -1,0 +1,399 @@
+"""The scoring rules of the serving path, as plain functions over plain data.
+
+The rules (category weights, expansion, ``final_score``, ``best_pid``, ``make_item``) are shared by
+the service (:mod:`hotpath.recs.service`) and the brute-force reference (:mod:`hotpath.recs.reference`).
+The merge exists twice: ``gather_related`` / ``gather_bestsellers`` over dicts (the readable
+definition) and ``merge_rows`` over numpy columns (what the service runs); a test holds them equal,
+exactly. The reference scores every master of the catalog by the definitions instead.
+
+Order everywhere: score descending, then master id ascending (ties are defined, never arbitrary).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from hotpath.recs.model import Candidate, Item, PidAttrs
+from hotpath.recs.settings import RecsSettings, WidgetRule
+
+__all__ = [
+    "normalised",
+    "seed_categories",
+    "expand_categories",
+    "gather_related",
+    "limit_top",
+    "related_categories",
+    "bestseller_cat_weights",
+    "gather_bestsellers",
+    "base_score",
+    "top_candidates",
+    "best_pid",
+    "pid_sort_key",
+    "Merged",
+    "keep",
+    "make_item",
+    "final_score",
+    "RowMerged",
+    "merge_rows",
+    "top_rows",
+]
+
+INF = math.inf
+
+
+def normalised(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Scores divided by the list's highest (a list of zeros or negatives gives zeros)."""
+    if not pairs:
+        return []
+    top = max(s for _, s in pairs)
+    if top <= 0:
+        return [(m, 0.0) for m, _ in pairs]
+    return [(m, s / top) for m, s in pairs]
+
+
+def seed_categories(
+    seed_master_cats: Iterable[tuple[str, float]],
+    recent_cats: Sequence[tuple[str, float]],
+    settings: RecsSettings,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The seed categories with weights: ``(own, interest)``.
+
+    ``own``: each seed master's category at the seed's weight. ``interest``: the user's recent
+    categories, normalised, times ``recent_cat_weight``.
+    """
+    own: dict[str, float] = {}
+    for cat, w in seed_master_cats:
+        if cat and w > own.get(cat, 0.0):
+            own[cat] = w
+    interest: dict[str, float] = {}
+    for cat, s in normalised(recent_cats):
+        w = settings.recent_cat_weight * s
+        if w > interest.get(cat, 0.0):
+            interest[cat] = w
+    return own, interest
+
+
+def expand_categories(
+    seeds: Mapping[str, float], coview: Mapping[str, Sequence[tuple[str, float]]], settings: RecsSettings
+) -> dict[str, float]:
+    """Co-viewed categories of each seed: weight = seed weight * expand weight * normalised co-view."""
+    out: dict[str, float] = {}
+    for cat, w in seeds.items():
+        for rel, s in normalised(coview.get(cat, ())):
+            ew = w * settings.coview_expand_weight * s
+            if ew > out.get(rel, 0.0):
+                out[rel] = ew
+    return out
+
+
+def base_score(c: Candidate, settings: RecsSettings) -> float:
+    cat = max(c.best_seller, c.co_view, c.user_interest)
+    return settings.semantic_weight * c.semantic + settings.coview_weight * cat
+
+
+def limit_top(weights: Mapping[str, float], n: int) -> dict[str, float]:
+    """The ``n`` heaviest entries by (weight desc, key asc)."""
+    if len(weights) <= n:
+        return dict(weights)
+    return dict(heapq.nsmallest(n, weights.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def related_categories(
+    own: Mapping[str, float],
+    interest: Mapping[str, float],
+    coview: Mapping[str, Sequence[tuple[str, float]]],
+    settings: RecsSettings,
+) -> dict[str, float]:
+    """Co-view expansion of the seed categories (own and interest), cut to ``expanded_cats_max``."""
+    seeds = dict(own)
+    for cat, w in interest.items():
+        if w > seeds.get(cat, 0.0):
+            seeds[cat] = w
+    return limit_top(expand_categories(seeds, coview, settings), settings.expanded_cats_max)
+
+
+def bestseller_cat_weights(
+    current: str | None,
+    current_coview: Sequence[tuple[str, float]],
+    recent_cats: Sequence[tuple[str, float]],
+    settings: RecsSettings,
+) -> dict[str, tuple[float, str]]:
+    """Categories of the best-seller list: current (1.0), its co-viewed, the user's recent interests.
+
+    A category reached twice keeps its heaviest role (the first listed on a tie).
+    """
+    out: dict[str, tuple[float, str]] = {}
+
+    def put(cat: str, w: float, role: str) -> None:
+        if w > 0 and w > out.get(cat, (0.0, ""))[0]:
+            out[cat] = (w, role)
+
+    if current is not None:
+        put(current, 1.0, "best_seller")
+        for cat, s in normalised(current_coview):
+            put(cat, settings.coview_expand_weight * s, "co_view")
+    for cat, s in normalised(recent_cats):
+        put(cat, settings.recent_cat_weight * s, "user_interest")
+    return out
+
+
+def _max_into(d: dict[str, float], pairs: Iterable[tuple[str, float]], w: float, skip: Mapping[str, float]) -> None:
+    get = d.get
+    for mid, s in pairs:
+        v = w * s
+        if v > get(mid, 0.0) and mid not in skip:
+            d[mid] = v
+
+
+class Merged:
+    """Merged candidates as columns: master ids, base scores, and each signal's values by master."""
+
+    __slots__ = ("mids", "base", "signals")
+
+    def __init__(self, mids: list[str], base: list[float], signals: dict[str, dict[str, float]]) -> None:
+        self.mids, self.base, self.signals = mids, base, signals
+
+    def __len__(self) -> int:
+        return len(self.mids)
+
+    def candidate(self, i: int) -> Candidate:
+        m = self.mids[i]
+        g = self.signals
+        c = Candidate(
+            m,
+            g["semantic"].get(m, 0.0),
+            g["best_seller"].get(m, 0.0),
+            g["co_view"].get(m, 0.0),
+            g["user_interest"].get(m, 0.0),
+        )
+        c.base = self.base[i]
+        return c
+
+    def candidates(self) -> list[Candidate]:
+        return [self.candidate(i) for i in range(len(self.mids))]
+
+    def without(self, exclude: Iterable[str]) -> "Merged":
+        ex = set(exclude)
+        keep = [i for i, m in enumerate(self.mids) if m not in ex]
+        return Merged([self.mids[i] for i in keep], [self.base[i] for i in keep], self.signals)
+
+
+def _merged(sem, own, cov, intr, base_fn) -> Merged:
+    mids = list(set(sem).union(own, cov, intr))
+    sg, og, cg, ig = sem.get, own.get, cov.get, intr.get
+    base = [base_fn(sg(m, 0.0), max(og(m, 0.0), cg(m, 0.0), ig(m, 0.0))) for m in mids]
+    return Merged(mids, base, {"semantic": sem, "best_seller": own, "co_view": cov, "user_interest": intr})
+
+
+def gather_related(
+    seeds: Mapping[str, float],
+    semantic: Mapping[str, Sequence[tuple[str, float]]],
+    own_cats: Mapping[str, float],
+    interest_cats: Mapping[str, float],
+    expanded_cats: Mapping[str, float],
+    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
+    settings: RecsSettings,
+    *,
+    normalise: bool = True,
+) -> Merged:
+    """Merge the signals into one candidate per master (dedupe by master), seeds excluded.
+
+    ``semantic``: a seed's related masters with similarity; ``bestsellers``: a category's top
+    sellers with sales (normalised here per category, unless the caller passes them normalised
+    already with ``normalise=False``). Each signal keeps its best (max) value;
+    ``base = semantic_weight * semantic + coview_weight * max(category signals)``.
+    """
+    sem: dict[str, float] = {}
+    for seed, w in seeds.items():
+        _max_into(sem, semantic.get(seed, ()), w, seeds)
+    norm = normalised if normalise else lambda pairs: pairs
+    per_signal = []
+    for cats in (own_cats, expanded_cats, interest_cats):
+        d: dict[str, float] = {}
+        for cat, w in cats.items():
+            _max_into(d, norm(bestsellers.get(cat, ())), w, seeds)
+        per_signal.append(d)
+    own, cov, intr = per_signal
+    sw, cw = settings.semantic_weight, settings.coview_weight
+    return _merged(sem, own, cov, intr, lambda s, c: sw * s + cw * c)
+
+
+def gather_bestsellers(
+    cat_weights: Mapping[str, tuple[float, str]],
+    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
+    settings: RecsSettings,
+) -> Merged:
+    """Union of the categories' top sellers: each signal = max of category weight * normalised sales.
+
+    ``cat_weights``: category -> (weight, signal name: best_seller / co_view / user_interest);
+    ``base = max(signals)``.
+    """
+    per: dict[str, dict[str, float]] = {"best_seller": {}, "co_view": {}, "user_interest": {}}
+    for cat, (w, attr) in cat_weights.items():
+        _max_into(per[attr], normalised(bestsellers.get(cat, ())), w, {})
+    return _merged({}, per["best_seller"], per["co_view"], per["user_interest"], lambda s, c: c)
+
+
+def top_candidates(m: Merged, n: int) -> Merged:
+    """The ``n`` best by (base desc, master id asc), via a heap (the design's top-1000 prune).
+
+    Order is not kept (rerank sorts); with ``n`` or fewer candidates nothing is done.
+    """
+    if len(m) <= n:
+        return m
+    top = heapq.nsmallest(n, zip(m.base, m.mids), key=lambda bm: (-bm[0], bm[1]))
+    return Merged([mid for _, mid in top], [b for b, _ in top], m.signals)
+
+
+def pid_sort_key(a: PidAttrs) -> tuple:
+    """Best pid first: in stock, then highest rating, then lowest price, then pid."""
+    return (
+        a.out_of_stock,
+        -(a.rating if a.rating is not None else -1.0),
+        a.price if a.price is not None else INF,
+        a.pid,
+    )
+
+
+def best_pid(pids: Sequence[PidAttrs]) -> PidAttrs | None:
+    return min(pids, key=pid_sort_key) if pids else None
+
+
+def final_score(base: float, a: PidAttrs | None, rule: WidgetRule) -> tuple[float, bool]:
+    """``(final, promo_applied)`` for one candidate under one widget's rule."""
+    if a is None:
+        return base, False
+    mult = 1.0
+    add = 0.0
+    promo = False
+    if rule.boost_power and a.boost != 1.0:
+        mult *= max(a.boost, 0.0) ** rule.boost_power
+        promo = True
+    if a.flash_sale:
+        mult *= rule.flash_sale_mult
+        add += rule.flash_sale_add
+        promo = promo or rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0
+    if rule.ad_bid_weight and a.ad_bid:
+        add += rule.ad_bid_weight * a.ad_bid
+        promo = True
+    return base * mult + add, promo
+
+
+def keep(a: PidAttrs | None, rule: WidgetRule) -> bool:
+    if a is None:
+        return True  # no pid known: served without a pid rather than dropped
+    if rule.drop_out_of_stock and a.out_of_stock:
+        return False
+    if rule.min_rating > 0 and (a.rating is None or a.rating < rule.min_rating):
+        return False
+    return True
+
+
+def make_item(c: Candidate, a: PidAttrs | None, category: str | None, final: float, promo: bool) -> Item:
+    signals = []
+    scores: dict[str, float] = {"base": c.base}
+    for name in ("semantic", "best_seller", "co_view", "user_interest"):
+        v = getattr(c, name)
+        if v > 0:
+            signals.append(name)
+            scores[name] = v
+    if promo and a is not None:
+        signals.append("promo")
+        scores["boost"] = a.boost
+        if a.ad_bid:
+            scores["ad_bid"] = a.ad_bid
+        if a.flash_sale:
+            scores["flash_sale"] = 1.0
+    return Item(
+        master_id=c.master_id,
+        pid=a.pid if a else None,
+        category=category,
+        score=final,
+        signals=tuple(signals),
+        scores=scores,
+        price=a.price if a else None,
+        rating=a.rating if a else None,
+    )
+
+
+# --------------------------------------------------------------------------- vectorised merge
+SIGNAL_NAMES = ("semantic", "best_seller", "co_view", "user_interest")
+
+Part = tuple[np.ndarray, np.ndarray, float]
+"""``(rows, scores, weight)``: a list's masters as table rows, their (normalised) scores, its weight."""
+
+
+class RowMerged:
+    """Merged candidates as numpy columns over table rows (what the service reranks).
+
+    ``rows`` are unique; ``signals[name][i]`` is the signal's value for ``rows[i]`` (0 when absent).
+    """
+
+    __slots__ = ("rows", "base", "signals")
+
+    def __init__(self, rows: np.ndarray, base: np.ndarray, signals: dict[str, np.ndarray]) -> None:
+        self.rows, self.base, self.signals = rows, base, signals
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, idx: np.ndarray) -> "RowMerged":
+        return RowMerged(self.rows[idx], self.base[idx], {k: v[idx] for k, v in self.signals.items()})
+
+    def candidate(self, i: int, master_id: str) -> Candidate:
+        g = self.signals
+        c = Candidate(master_id, *(float(g[n][i]) for n in SIGNAL_NAMES))
+        c.base = float(self.base[i])
+        return c
+
+
+def merge_rows(parts: Mapping[str, Sequence[Part]], exclude: np.ndarray, base: str, settings: RecsSettings) -> RowMerged:
+    """The vector form of :func:`gather_related` / :func:`gather_bestsellers` (same numbers).
+
+    Each signal keeps, per row, the max of ``weight * score`` over its parts (positive values only);
+    rows in ``exclude`` (the seeds) are dropped. ``base`` is ``"related"`` (semantic_weight *
+    semantic + coview_weight * max(category signals)) or ``"bestsellers"`` (max of category signals).
+    """
+    per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in SIGNAL_NAMES:
+        ps = parts.get(name, ())
+        if not ps:
+            continue
+        r = np.concatenate([p[0] for p in ps])
+        v = np.concatenate([p[2] * p[1] for p in ps])
+        keep_ = v > 0
+        for e in exclude.tolist():  # a handful of seeds: cheaper than np.isin on small arrays
+            keep_ &= r != e
+        per[name] = (r[keep_], v[keep_])
+    if not per:
+        z = np.zeros(0)
+        return RowMerged(np.zeros(0, dtype=np.int64), z, {n: z for n in SIGNAL_NAMES})
+    rows = np.unique(np.concatenate([r for r, _ in per.values()]))
+    sig: dict[str, np.ndarray] = {}
+    for name in SIGNAL_NAMES:
+        out = np.zeros(len(rows))
+        if name in per:
+            r, v = per[name]
+            np.maximum.at(out, np.searchsorted(rows, r), v)
+        sig[name] = out
+    cat = np.maximum(np.maximum(sig["best_seller"], sig["co_view"]), sig["user_interest"])
+    if base == "related":
+        b = settings.semantic_weight * sig["semantic"] + settings.coview_weight * cat
+    else:
+        b = cat
+    return RowMerged(rows, b, sig)
+
+
+def top_rows(m: RowMerged, n: int, master_ids: Sequence[str]) -> RowMerged:
+    """The ``n`` best by (base desc, master id asc); nothing is done with ``n`` or fewer."""
+    if len(m) <= n:
+        return m
+    kth = np.partition(-m.base, n - 1)[n - 1]
+    sure = np.flatnonzero(-m.base < kth)
+    tied = np.flatnonzero(-m.base == kth)
+    tied = sorted(tied.tolist(), key=lambda i: master_ids[int(m.rows[i])])[: n - len(sure)]
+    return m.take(np.concatenate([sure, np.array(tied, dtype=np.int64)]))

@@ -1,0 +1,321 @@
+"""The replica-local columnar copy of master and pid attributes (what rerank reads).
+
+A pipelined HGETALL of 1,000 hashes costs milliseconds of client-side Python, so the serving path
+reads attributes from numpy columns indexed by a master's row instead: each master's *best pid*
+(see :func:`hotpath.recs.ranking.best_pid`) with its price, rating and promo fields. Rows are loaded
+on first use in two pipelined round trips (``master:meta`` + ``master:pids``, then ``pid:attr`` +
+``promo`` of its pids), falling back to the dimension store and writing the hot keys back.
+
+Freshness: writers announce a change on the invalidation channel (``pid:{pid}|{t}`` or
+``master:{mid}|{t}``, ``t`` the publish time); the subscription thread reloads that master at once,
+and every row is re-read at least every ``local_master_ttl_s`` in case a message was lost.
+With ``local_master_ttl_s = 0`` nothing is kept: every call re-reads Redis (the baseline shape).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+import numpy as np
+
+from hotpath.recs.keys import Keys
+from hotpath.recs.model import PidAttrs
+from hotpath.recs.ranking import best_pid
+from hotpath.stores.base import DimensionStore, HotCache
+
+__all__ = ["MasterTable", "parse_attrs", "attr_fields", "promo_fields"]
+
+log = logging.getLogger(__name__)
+NAN = math.nan
+
+
+def _f(v: str | None, default: float | None = None) -> float | None:
+    if v is None or v == "":
+        return default
+    try:
+        x = float(v)
+    except ValueError:
+        return default
+    return default if math.isnan(x) else x
+
+
+def parse_attrs(pid: str, attr: dict[str, str], promo: dict[str, str], meta_json: str | None) -> PidAttrs:
+    """A pid's attributes from its hashes; ``pid:attr`` missing falls back to the mapping's metadata."""
+    if not attr and meta_json:
+        try:
+            m = json.loads(meta_json)
+            attr = {k: str(v) for k, v in m.items() if v is not None}
+        except (ValueError, AttributeError):
+            attr = {}
+    return PidAttrs(
+        pid=pid,
+        price=_f(attr.get("price")),
+        rating=_f(attr.get("rating")),
+        boost=_f(promo.get("boost"), 1.0),
+        out_of_stock=promo.get("out_of_stock", "0") in ("1", "true", "True"),
+        ad_bid=_f(promo.get("ad_bid"), 0.0),
+        flash_sale=promo.get("flash_sale", "0") in ("1", "true", "True"),
+    )
+
+
+def attr_fields(price: float | None, rating: float | None, master: str) -> dict[str, str]:
+    d = {"master": master}
+    if price is not None and not math.isnan(price):
+        d["price"] = repr(float(price))
+    if rating is not None and not math.isnan(rating):
+        d["rating"] = repr(float(rating))
+    return d
+
+
+def promo_fields(boost: float = 1.0, out_of_stock: bool = False, ad_bid: float = 0.0, flash_sale: bool = False) -> dict:
+    return {
+        "boost": repr(float(boost)),
+        "out_of_stock": "1" if out_of_stock else "0",
+        "ad_bid": repr(float(ad_bid)),
+        "flash_sale": "1" if flash_sale else "0",
+    }
+
+
+class MasterTable:
+    """Columns by master row: category, inference time, best pid and its attributes."""
+
+    def __init__(
+        self,
+        cache: HotCache,
+        store: DimensionStore | None,
+        keys: Keys,
+        *,
+        ttl_s: float,
+        write_back_ttl_s: float | None = None,
+        on_lookup: Callable[[str, str, int], None] = lambda f, o, n: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cache, self.store, self.keys = cache, store, keys
+        self.ttl_s = ttl_s
+        self.write_back_ttl_s = write_back_ttl_s
+        self._on_lookup = on_lookup
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._row: dict[str, int] = {}
+        self.master_ids: list[str] = []
+        self.cat: list[str | None] = []
+        self.inference_ts: list[float | None] = []
+        self.known: list[bool] = []
+        self.pids: list[list[PidAttrs]] = []
+        self.best: list[PidAttrs | None] = []
+        self.loaded_at: list[float] = []
+        self._pid_master: dict[str, str] = {}
+        self._stale: set[str] = set()
+        self._wake = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self._stopping = False
+        cap = 1024
+        self.price = np.full(cap, NAN)
+        self.rating = np.full(cap, NAN)
+        self.boost = np.ones(cap)
+        self.oos = np.zeros(cap, dtype=bool)
+        self.ad_bid = np.zeros(cap)
+        self.flash = np.zeros(cap, dtype=bool)
+        self.has_pid = np.zeros(cap, dtype=bool)
+        self._loaded_at_np = np.zeros(cap)
+
+    # ------------------------------------------------------------------ rows
+    def __len__(self) -> int:
+        return len(self.master_ids)
+
+    def _grow(self, n: int) -> None:
+        cap = len(self.price)
+        if n <= cap:
+            return
+        new = max(n, cap * 2)
+        for name, fill in (("price", NAN), ("rating", NAN), ("boost", 1.0), ("ad_bid", 0.0), ("_loaded_at_np", 0.0)):
+            a = np.full(new, fill)
+            a[:cap] = getattr(self, name)
+            setattr(self, name, a)
+        for name in ("oos", "flash", "has_pid"):
+            a = np.zeros(new, dtype=bool)
+            a[:cap] = getattr(self, name)
+            setattr(self, name, a)
+
+    def _set(self, mid: str, known: bool, cat: str | None, ts: float | None, pids: list[PidAttrs]) -> int:
+        with self._lock:
+            r = self._row.get(mid)
+            if r is None:
+                r = len(self.master_ids)
+                self._grow(r + 1)
+                self._row[mid] = r
+                self.master_ids.append(mid)
+                self.cat.append(cat)
+                self.inference_ts.append(ts)
+                self.known.append(known)
+                self.pids.append(pids)
+                self.best.append(None)
+                self.loaded_at.append(0.0)
+            else:
+                self.cat[r], self.inference_ts[r], self.known[r], self.pids[r] = cat, ts, known, pids
+            for p in pids:
+                self._pid_master[p.pid] = mid
+            self._set_best(r)
+            self.loaded_at[r] = self._loaded_at_np[r] = self._clock()
+            return r
+
+    def _set_best(self, r: int) -> None:
+        b = best_pid(self.pids[r])
+        self.best[r] = b
+        if b is None:
+            self.has_pid[r] = False
+            self.price[r], self.rating[r], self.boost[r] = NAN, NAN, 1.0
+            self.oos[r], self.ad_bid[r], self.flash[r] = False, 0.0, False
+            return
+        self.has_pid[r] = True
+        self.price[r] = NAN if b.price is None else b.price
+        self.rating[r] = NAN if b.rating is None else b.rating
+        self.boost[r], self.oos[r], self.ad_bid[r], self.flash[r] = b.boost, b.out_of_stock, b.ad_bid, b.flash_sale
+
+    def rows(self, mids: Sequence[str]) -> list[int]:
+        """Rows of ``mids``: missing ones are loaded now; expired ones are re-read now, or in the
+        background (served meanwhile) once :meth:`start_refresher` runs."""
+        if self.ttl_s > 0:
+            get = self._row.get
+            rows = [get(m) for m in mids]
+            if None not in rows:
+                self.refresh(np.array(rows, dtype=np.int64))
+                return rows  # type: ignore[return-value]
+            now = self._clock()
+            need = [m for m, r in zip(mids, rows) if r is None or now - self.loaded_at[r] > self.ttl_s]
+            self._on_lookup("master", "local", len(mids) - len(need))
+        else:
+            need = list(dict.fromkeys(mids))
+        if need:
+            self.load(need)
+        row = self._row
+        return [row[m] for m in mids]
+
+    def refresh(self, rows: np.ndarray) -> None:
+        """Re-read rows whose local copy is older than the TTL (all of them when the TTL is 0)."""
+        if self.ttl_s > 0:
+            old = self._loaded_at_np[rows] < self._clock() - self.ttl_s
+            n_old = int(old.sum())
+            self._on_lookup("master", "local", len(rows) - n_old)
+            if not n_old:
+                return
+            rows = rows[old]
+        ids = self.master_ids
+        mids = list(dict.fromkeys(ids[int(r)] for r in rows))
+        if self._refresher is not None and self.ttl_s > 0:
+            self._loaded_at_np[rows] = self._clock()  # queued once; pub/sub keeps it fresh meanwhile
+            with self._lock:
+                self._stale.update(mids)
+            self._wake.set()
+            return
+        self.load(mids)
+
+    def start_refresher(self) -> None:
+        """Re-read expired rows on a background thread instead of on the request path."""
+        if self._refresher is None and self.ttl_s > 0:
+            self._refresher = threading.Thread(target=self._refresh_loop, name="recs-table-refresh", daemon=True)
+            self._refresher.start()
+
+    def stop_refresher(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while self._stale and not self._stopping:
+                with self._lock:
+                    batch = [self._stale.pop() for _ in range(min(2000, len(self._stale)))]
+                try:
+                    self.load(batch)
+                except Exception:  # a control loop logs a failing step and goes on
+                    log.exception("background refresh of %d master rows failed", len(batch))
+                    time.sleep(1.0)
+
+    # ------------------------------------------------------------------ loading
+    def load(self, mids: Sequence[str]) -> None:
+        k = self.keys
+        hashes = self.cache.hgetall_many([k.meta(m) for m in mids] + [k.pids(m) for m in mids])
+        n = len(mids)
+        metas, pidmaps = hashes[:n], hashes[n:]
+        from_store: list[str] = []
+        for m, meta, pm in zip(mids, metas, pidmaps):
+            if not meta or not pm:
+                from_store.append(m)
+        self._on_lookup("master", "redis", n - len(from_store))
+        if from_store:
+            got = self._from_store(from_store)
+            pos = {m: i for i, m in enumerate(mids)}
+            for m in from_store:
+                metas[pos[m]], pidmaps[pos[m]] = got.get(m, ({}, {}))
+        all_pids = [p for pm in pidmaps for p in pm]
+        ph = self.cache.hgetall_many([k.attr(p) for p in all_pids] + [k.promo(p) for p in all_pids])
+        np_ = len(all_pids)
+        attrs = dict(zip(all_pids, ph[:np_]))
+        promos = dict(zip(all_pids, ph[np_:]))
+        for m, meta, pm in zip(mids, metas, pidmaps):
+            pids = [parse_attrs(p, attrs.get(p, {}), promos.get(p, {}), pm[p]) for p in sorted(pm)]
+            cat = meta.get("cat") or None
+            ts = _f(meta.get("inference_ts"))
+            self._set(m, bool(meta or pm), cat, ts, pids)
+
+    def _from_store(self, mids: list[str]) -> dict[str, tuple[dict, dict]]:
+        if self.store is None:
+            self._on_lookup("master", "absent", len(mids))
+            return {}
+        uuids = []
+        for m in mids:
+            try:
+                uuids.append(UUID(m))
+            except ValueError:
+                pass
+        rows = self.store.get_master_pids(uuids)
+        sems = self.store.get_semantic(uuids)
+        out: dict[str, tuple[dict, dict]] = {}
+        k = self.keys
+        for u in uuids:
+            mp = rows.get(u)
+            if mp is None:
+                continue
+            m = str(u)
+            pm = {str(p): mp.metadata.get(p, "{}") for p in mp.pids}
+            cat = title = None
+            for meta_json in pm.values():
+                try:
+                    d = json.loads(meta_json)
+                except ValueError:
+                    continue
+                cat, title = d.get("cat", cat), d.get("title", title)
+                if cat:
+                    break
+            meta = {"cat": cat or "", "title": title or ""}
+            sem = sems.get(u)
+            if sem is not None:
+                meta["inference_ts"] = repr(sem.inference_ts.timestamp())
+            out[m] = (meta, pm)
+            self.cache.hset(k.meta(m), meta, ttl_s=self.write_back_ttl_s)
+            if pm:
+                self.cache.hset(k.pids(m), pm, ttl_s=self.write_back_ttl_s)
+        self._on_lookup("master", "store", len(out))
+        self._on_lookup("master", "absent", len(mids) - len(out))
+        return out
+
+    # ------------------------------------------------------------------ invalidation
+    def invalidate(self, message: str) -> float | None:
+        """Apply one invalidation message; returns its publish time when it carried one."""
+        body, _, t = message.partition("|")
+        kind, _, ident = body.partition(":")
+        mid = self._pid_master.get(ident) if kind == "pid" else ident if kind == "master" else None
+        if mid is not None and mid in self._row:
+            self.load([mid])
+        try:
+            return float(t) if t else None
+        except ValueError:
+            return None

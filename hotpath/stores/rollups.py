@@ -1,0 +1,193 @@
+"""Real-time rollups of orders: top sellers per category (Druid in production, DuckDB embedded).
+
+    RollupStore                 interface (sync, like DimensionStore)
+    ├── DuckDbRollupStore       embedded: an ``orders`` table in a DuckDB file, rolled up at query time
+    └── (Druid: a later issue)
+
+Ordering contract: ``top_sellers`` is by total quantity descending, then master id ascending.
+The store is shared between a writer (the loader, an order consumer) and readers (serving replicas):
+DuckDB allows one writing process, so readers open the file read-only and close it after a few idle
+seconds.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from hotpath.errors import ServiceUnavailable, StoreError
+
+__all__ = ["OrderEvent", "RollupStore", "DuckDbRollupStore", "open_rollup_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One order line: ``qty`` units of a master (through one of its pids) in a category."""
+
+    master_id: str
+    cat_id: str
+    qty: int
+    ts_ms: int
+    pid: str | None = None
+
+
+class RollupStore(abc.ABC):
+    @abc.abstractmethod
+    def ensure_schema(self) -> None: ...
+
+    @abc.abstractmethod
+    def record_orders(self, orders: Iterable[OrderEvent]) -> int:
+        """Append order events; returns how many."""
+
+    @abc.abstractmethod
+    def record_order_columns(
+        self, master_ids: Sequence[str], cat_ids: Sequence[str], qty: np.ndarray, ts_ms: np.ndarray
+    ) -> int:
+        """Bulk append (columnar), for loaders."""
+
+    @abc.abstractmethod
+    def top_sellers(self, cat_id: str, n: int, *, since_ms: int | None = None) -> list[tuple[str, float]]:
+        """Up to ``n`` ``(master_id, quantity)`` of a category; ``cat_id='_all'`` for the whole catalog."""
+
+    @abc.abstractmethod
+    def top_sellers_all(self, n: int, *, since_ms: int | None = None) -> dict[str, list[tuple[str, float]]]:
+        """``top_sellers`` for every category at once (cache warm-up)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+ALL = "_all"
+
+
+class DuckDbRollupStore(RollupStore):
+    """Orders in a DuckDB file.
+
+    A ``read_only`` store keeps its connection for ``hold_s`` seconds after the last query and then
+    closes it, so a writer (a loader) can take the file between bursts of fallback reads.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False, hold_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.hold_s = hold_s
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._used = 0.0
+        self._closer: threading.Timer | None = None
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            if self._con is not None and time.monotonic() - self._used >= self.hold_s:
+                self._con.close()
+                self._con = None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            if self._con is None and self.read_only:
+                self._con = duckdb.connect(str(self.path), read_only=True)
+            if self._con is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._con = duckdb.connect(str(self.path))
+            return self._con
+        except duckdb.Error as exc:
+            raise ServiceUnavailable(f"cannot open rollup store {self.path}: {exc}") from exc
+
+    def _run(self, fn):
+        with self._lock:
+            con = self._connect()
+            try:
+                return fn(con)
+            except duckdb.Error as exc:
+                raise StoreError(f"rollup store {self.path}: {exc}") from exc
+            finally:
+                if self.read_only:
+                    self._used = time.monotonic()
+                    if self._closer is None or not self._closer.is_alive():
+                        self._closer = threading.Timer(self.hold_s, self._close_idle)
+                        self._closer.daemon = True
+                        self._closer.start()
+
+    def ensure_schema(self) -> None:
+        self._run(
+            lambda con: con.execute(
+                "CREATE TABLE IF NOT EXISTS orders (master_id VARCHAR, cat_id VARCHAR, qty BIGINT, ts_ms BIGINT)"
+            )
+        )
+
+    def record_orders(self, orders: Iterable[OrderEvent]) -> int:
+        rows = [(o.master_id, o.cat_id, int(o.qty), int(o.ts_ms)) for o in orders]
+        if rows:
+            self._run(lambda con: con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", rows))
+        return len(rows)
+
+    def record_order_columns(self, master_ids, cat_ids, qty, ts_ms) -> int:
+        n = len(qty)
+        if n == 0:
+            return 0
+        batch = {
+            "master_id": np.asarray(master_ids, dtype=object),
+            "cat_id": np.asarray(cat_ids, dtype=object),
+            "qty": np.asarray(qty, dtype=np.int64),
+            "ts_ms": np.asarray(ts_ms, dtype=np.int64),
+        }
+
+        def insert(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("_orders_in", batch)
+            try:
+                con.execute("INSERT INTO orders SELECT master_id, cat_id, qty, ts_ms FROM _orders_in")
+            finally:
+                con.unregister("_orders_in")
+
+        self._run(insert)
+        return n
+
+    def top_sellers(self, cat_id: str, n: int, *, since_ms: int | None = None) -> list[tuple[str, float]]:
+        where, args = [], []
+        if cat_id != ALL:
+            where.append("cat_id = ?")
+            args.append(cat_id)
+        if since_ms is not None:
+            where.append("ts_ms >= ?")
+            args.append(since_ms)
+        sql = (
+            "SELECT master_id, SUM(qty) AS s FROM orders"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " GROUP BY master_id ORDER BY s DESC, master_id ASC LIMIT ?"
+        )
+        rows = self._run(lambda con: con.execute(sql, [*args, n]).fetchall())
+        return [(m, float(s)) for m, s in rows]
+
+    def top_sellers_all(self, n: int, *, since_ms: int | None = None) -> dict[str, list[tuple[str, float]]]:
+        cond = "WHERE ts_ms >= ?" if since_ms is not None else ""
+        sql = f"""
+            SELECT cat_id, master_id, s FROM (
+              SELECT cat_id, master_id, SUM(qty) AS s,
+                     row_number() OVER (PARTITION BY cat_id ORDER BY SUM(qty) DESC, master_id ASC) AS r
+              FROM orders {cond} GROUP BY cat_id, master_id)
+            WHERE r <= ? ORDER BY cat_id, r"""
+        args = [since_ms, n] if since_ms is not None else [n]
+        rows = self._run(lambda con: con.execute(sql, args).fetchall())
+        out: dict[str, list[tuple[str, float]]] = {}
+        for cat, m, s in rows:
+            out.setdefault(cat, []).append((m, float(s)))
+        out[ALL] = self.top_sellers(ALL, n, since_ms=since_ms)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
+def open_rollup_store(settings, *, read_only: bool = False) -> RollupStore:
+    """The rollup store of the settings' profile (DuckDB for both profiles until Druid lands)."""
+    return DuckDbRollupStore(settings.in_runtime(settings.duckdb.path), read_only=read_only)

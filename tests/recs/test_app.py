@@ -1,0 +1,86 @@
+"""The Serve application over HTTP on the local Ray cluster (embedded profile, real Redis + SQLite)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+import pytest
+
+from hotpath.recs.catalog import master_uuid
+
+from .conftest import bs_queries, queries
+
+pytestmark = [pytest.mark.ray, pytest.mark.services]
+
+APP, PREFIX = "recs-test", "/test-recs/v1/recs"
+
+
+@pytest.fixture(scope="module")
+def base_url(ray_session, redis_sqlite):
+    from ray import serve
+
+    from hotpath.graphs.recs_app import deploy_recs, recs_base_url
+
+    s, _, _ = redis_sqlite
+    deploy_recs(s, name=APP, route_prefix=PREFIX)
+    url = recs_base_url(s, app_name=APP, route_prefix=PREFIX)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    yield url
+    serve.delete(APP)
+
+
+def test_endpoints_answer_like_the_reference(base_url: str, catalog, reference) -> None:
+    rng = random.Random(9)
+    with httpx.Client(timeout=10) as c:
+        for q in queries(catalog, rng, 12, ["pdp_related", "sponsored", "homepage"]):
+            params = {"widget": q.widget, "k": q.k}
+            if q.user_id:
+                params["user_id"] = q.user_id
+            if q.master_id:
+                params["master_id"] = q.master_id
+            r = c.get(f"{base_url}/related", params=params)
+            assert r.status_code == 200, r.text
+            assert r.json()["items"] == [i.to_json() for i in reference.related(q)]
+        for q in bs_queries(catalog, rng, 6):
+            params = {"k": q.k, **({"category_id": q.category_id} if q.category_id else {}),
+                      **({"user_id": q.user_id} if q.user_id else {})}  # fmt: skip
+            r = c.get(f"{base_url}/bestsellers", params=params)
+            assert r.status_code == 200, r.text
+            assert r.json()["items"] == [i.to_json() for i in reference.bestsellers(q)]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("related", {"k": "0"}, "k"),
+        ("related", {"k": "many"}, "k"),
+        ("related", {"master_id": "zzz"}, "master_id"),
+        ("related", {"widget": "banner"}, "widget"),
+        ("related", {"user_id": "<script>"}, "user_id"),
+        ("bestsellers", {"category_id": "a b"}, "category_id"),
+        ("bestsellers", {"k": "101"}, "k"),
+    ],
+)
+def test_bad_parameters_answer_422_naming_them(base_url: str, path: str, params: dict, field: str) -> None:
+    r = httpx.get(f"{base_url}/{path}", params=params, timeout=10)
+    assert r.status_code == 422
+    assert r.json()["parameter"] == field and field in r.json()["error"]
+
+
+def test_metrics_and_fallbacks_over_http(base_url: str) -> None:
+    r = httpx.get(f"{base_url}/related", params={"user_id": "ghost", "master_id": master_uuid(10**9)}, timeout=10)
+    assert r.status_code == 200 and r.json()["items"] and "unknown_master" in r.json()["fallbacks"]
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    for name in ("recs_request_seconds_bucket", "recs_cache_lookups_total", "recs_fallbacks_total",
+                 "recs_stale_master_serves_total", "recs_cache_hit_ratio"):  # fmt: skip
+        assert name in text, name
+    assert 'endpoint="related"' in text

@@ -1,0 +1,266 @@
+"""The service (local copies, Redis, stores, vectorised rerank) against the brute-force reference.
+
+Three stacks: an in-memory hot cache + SQLite (server-free), real Redis + SQLite (embedded profile),
+real Redis + Cassandra (full profile). Each gets the same generated catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+
+import pytest
+
+from hotpath.recs.catalog import Catalog, master_uuid
+from hotpath.recs.keys import Keys
+from hotpath.recs.loader import set_promo
+from hotpath.recs.model import BestsellersQuery, PidAttrs, RelatedQuery
+from hotpath.recs.reference import Reference
+from hotpath.recs.service import RecsService
+from hotpath.stores.rollups import DuckDbRollupStore
+
+from .conftest import bs_queries, load_into, queries, recs_settings_for
+
+
+@pytest.fixture(scope="module")
+def memory_stack(settings, catalog: Catalog, tmp_path_factory):
+    from hotpath.stores.memory_cache import InMemoryHotCache
+    from hotpath.stores.sqlite_dim import SqliteDimensionStore
+
+    tmp = tmp_path_factory.mktemp("recs-mem")
+    s = recs_settings_for(settings.model_copy(update={"profile": "embedded"}), tmp, "m:")
+    cache = InMemoryHotCache()
+    store = SqliteDimensionStore(s)
+    load_into(s, catalog, cache, store)
+    yield s, cache, store
+    store.close()
+    cache.close()
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis_sqlite", marks=pytest.mark.services),
+        pytest.param("redis_cassandra", marks=pytest.mark.services),
+    ]
+)
+def stack(request):
+    return request.getfixturevalue("memory_stack" if request.param == "memory" else request.param)
+
+
+def make_service(stack, **kw) -> RecsService:
+    s, cache, store = stack
+    from hotpath.stores.redis_fast import ztop_many_reader
+
+    return RecsService(
+        s.recs, cache, store, DuckDbRollupStore(s.in_runtime(s.duckdb.path), read_only=True),
+        ztop_many=ztop_many_reader(cache), **kw,
+    )  # fmt: skip
+
+
+def as_json(items):
+    return [i.to_json() for i in items]
+
+
+def test_related_and_bestsellers_match_the_reference(stack, catalog: Catalog, reference: Reference) -> None:
+    svc = make_service(stack)
+    try:
+        rng = random.Random(1)
+        for q in queries(catalog, rng, 40, list(svc.settings.widgets)):
+            assert as_json(svc.related(q).items) == as_json(reference.related(q)), q
+        for q in bs_queries(catalog, rng, 25):
+            assert as_json(svc.bestsellers(q).items) == as_json(reference.bestsellers(q)), q
+    finally:
+        svc.close()
+
+
+def test_cache_misses_fall_back_to_the_stores_and_write_back(stack, catalog: Catalog, reference: Reference) -> None:
+    s, cache, store = stack
+    keys = Keys(s.recs.key_prefix)
+    rng = random.Random(2)
+    picks = [rng.randrange(catalog.n_masters) for _ in range(8)]
+    leaves = {catalog.cat_ids[int(catalog.master_leaf[i])] for i in picks}
+    for i in picks:
+        m = master_uuid(i)
+        cache.delete(keys.sem(m), keys.meta(m), keys.pids(m))
+    for leaf in leaves:
+        cache.delete(keys.bestsellers(leaf), keys.coview(leaf))
+    svc = make_service(stack)
+    try:
+        for i in picks:
+            q = RelatedQuery(None, master_uuid(i), "pdp_related", 20)
+            assert as_json(svc.related(q).items) == as_json(reference.related(q))
+        for leaf in leaves:
+            q = BestsellersQuery(leaf, None, 10)
+            assert as_json(svc.bestsellers(q).items) == as_json(reference.bestsellers(q))
+        m = svc.metrics
+        for fam in ("semantic", "master", "bestsellers", "co_view"):
+            assert m.count("recs_cache_lookups_total", {"family": fam, "outcome": "store"}) >= 1, fam
+        # hot keys were written back, with the semantic mirror's TTL
+        m0 = master_uuid(picks[0])
+        assert cache.ztop(keys.sem(m0), 1) and cache.hgetall(keys.pids(m0))
+        assert 0 < cache.ttl(keys.sem(m0)) <= s.recs.semantic_ttl_s
+        assert cache.ztop(keys.bestsellers(next(iter(leaves))), 1)
+    finally:
+        svc.close()
+
+
+def test_stale_master_is_served_counted_logged_once_and_queued(stack, catalog: Catalog, caplog) -> None:
+    s, cache, _ = stack
+    now = time.time()
+    stale = next(i for i in range(catalog.n_masters) if catalog.inference_ts[i] < now - 100 * 86400)
+    mid = master_uuid(stale)
+    svc = make_service(stack)
+    try:
+        with caplog.at_level(logging.WARNING, logger="hotpath.recs.service"):
+            r1 = svc.related(RelatedQuery(None, mid, "pdp_related", 10))
+            r2 = svc.related(RelatedQuery(None, mid, "pdp_related", 10))
+        assert r1.items and r1.stale_masters == (mid,) and r2.stale_masters == (mid,)
+        assert any(it.signals and "semantic" in it.signals for it in r1.items)  # the old map is still served
+        assert svc.metrics.count("recs_stale_master_serves_total") == 2
+        assert svc.metrics.count("recs_stale_masters") == 1
+        assert sum(mid in rec.getMessage() for rec in caplog.records) == 1
+        assert mid in dict(cache.ztop(Keys(s.recs.key_prefix).refresh_queue, 1000))
+        fresh = next(i for i in range(catalog.n_masters) if catalog.inference_ts[i] > now - 30 * 86400)
+        assert svc.related(RelatedQuery(None, master_uuid(fresh), "pdp_related", 10)).stale_masters == ()
+    finally:
+        svc.close()
+
+
+def test_unknown_user_master_and_empty_history_fall_back(stack, catalog: Catalog) -> None:
+    svc = make_service(stack)
+    try:
+        ghost = str(uuid.UUID(int=12345))
+        r = svc.related(RelatedQuery("ghost-user", ghost, "pdp_related", 10))
+        assert len(r.items) == 10 and {"no_history", "unknown_master", "global_bestsellers"} <= set(r.fallbacks)
+        assert all(i.signals == ("best_seller",) or "promo" in i.signals for i in r.items)
+        r = svc.related(RelatedQuery(None, None, "homepage", 5))
+        assert len(r.items) == 5 and "global_bestsellers" in r.fallbacks
+        r = svc.bestsellers(BestsellersQuery("zz.none", "ghost-user", 7))
+        assert len(r.items) == 7 and "unknown_category" in r.fallbacks
+        # a known master with an unknown user: answered from the master alone
+        r = svc.related(RelatedQuery("ghost-user", master_uuid(5), "pdp_related", 10))
+        assert r.items and "unknown_master" not in r.fallbacks
+        assert svc.metrics.count("recs_fallbacks_total", {"endpoint": "related", "reason": "unknown_master"}) == 1
+    finally:
+        svc.close()
+
+
+def test_every_item_names_its_signals_and_scores(stack, catalog: Catalog) -> None:
+    svc = make_service(stack)
+    try:
+        r = svc.related(RelatedQuery("u3", master_uuid(40), "sponsored", 50))
+        seen = set()
+        for it in r.items:
+            assert it.signals, it
+            for sig in it.signals:
+                if sig != "promo":
+                    assert it.scores[sig] > 0
+            seen.update(it.signals)
+            assert it.scores["base"] > 0
+        assert {"semantic", "best_seller", "co_view"} <= seen
+    finally:
+        svc.close()
+
+
+def test_planted_structure_comes_back(stack, catalog: Catalog) -> None:
+    svc = make_service(stack)
+    try:
+        hits = total = 0
+        for u in range(0, len(catalog.user_views), 7):
+            viewed = {m for m, _ in catalog.user_views[u]}
+            group = [m for m in catalog.group_of(int(catalog.user_anchor[u])) if m not in viewed]
+            if not group:
+                continue
+            got = [it.master_id for it in svc.related(RelatedQuery(f"u{u}", None, "pdp_related", 10)).items]
+            total += len(group)
+            hits += sum(master_uuid(m) in got for m in group)
+        assert total > 20 and hits / total > 0.9, (hits, total)
+        # a master's group ranks first; its leaf's partner shows up as a co-viewed category
+        i = 10
+        group = [master_uuid(m) for m in catalog.group_of(i) if m != i]
+        items = svc.related(RelatedQuery(None, master_uuid(i), "pdp_related", 20)).items
+        assert set(group) <= {it.master_id for it in items[: len(group) + 2]}
+        partner = catalog.cat_ids[catalog.partner(int(catalog.master_leaf[i]))]
+        items = svc.bestsellers(BestsellersQuery(catalog.cat_ids[int(catalog.master_leaf[i])], None, 100)).items
+        assert any(it.category == partner and "co_view" in it.signals for it in items)
+    finally:
+        svc.close()
+
+
+def test_out_of_stock_reaches_serving_within_a_second(stack, catalog: Catalog, reference: Reference) -> None:
+    s, cache, _ = stack
+    svc = make_service(stack)
+    try:
+        q = RelatedQuery(None, master_uuid(25), "pdp_related", 5)
+        before = svc.related(q).items
+        top = before[0]
+        set_promo(cache, s.recs, top.pid, out_of_stock=True)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 1.0:
+            now = svc.related(q).items
+            if top.pid not in {it.pid for it in now}:
+                break
+            time.sleep(0.01)
+        lag = time.perf_counter() - t0
+        assert top.pid not in {it.pid for it in now}, "the out-of-stock pid is still served after 1 s"
+        assert lag < 1.0
+        # the same answer as the reference with that pid out of stock
+        ref = Reference(catalog, s.recs, {top.pid: PidAttrs(top.pid, top.price, top.rating, out_of_stock=True)})
+        j = int(top.pid[-12:], 16)
+        ref.promos[top.pid] = PidAttrs(
+            top.pid, top.price, top.rating, float(catalog.pid_boost[j]), True, float(catalog.pid_ad_bid[j]),
+            bool(catalog.pid_flash[j]),
+        )  # fmt: skip
+        assert as_json(now) == as_json(ref.related(q))
+        assert svc.metrics.count("recs_invalidation_lag_seconds_count") >= 1
+    finally:
+        set_promo(cache, s.recs, top.pid, out_of_stock=bool(catalog.pid_oos[int(top.pid[-12:], 16)]),
+                  boost=float(catalog.pid_boost[int(top.pid[-12:], 16)]),
+                  ad_bid=float(catalog.pid_ad_bid[int(top.pid[-12:], 16)]),
+                  flash_sale=bool(catalog.pid_flash[int(top.pid[-12:], 16)]))  # fmt: skip
+        svc.close()
+
+
+def test_missing_attributes_are_never_an_error(stack, catalog: Catalog, reference: Reference) -> None:
+    s, cache, _ = stack
+    keys = Keys(s.recs.key_prefix)
+    i = 60
+    for j in catalog.pids_of(i):
+        cache.delete(keys.attr(f"00000000-0000-4000-9000-{j:012x}"))  # pid:attr gone: the mapping's metadata answers
+    svc = make_service(stack)
+    try:
+        q = RelatedQuery(None, master_uuid(i + 1), "pdp_related", 50)
+        assert as_json(svc.related(q).items) == as_json(reference.related(q))
+        missing = next(j for j in range(catalog.n_pids) if catalog.pid_price[j] != catalog.pid_price[j])
+        assert missing >= 0  # the generator plants pids without a price
+    finally:
+        svc.close()
+
+
+def test_expired_rows_are_re_read_in_the_background(memory_stack, catalog: Catalog) -> None:
+    """A change made without an invalidation (a lost message) still arrives: the row expires and is
+    re-read off the request path, while the old copy keeps being served meanwhile."""
+    s, cache, store = memory_stack
+    fast = s.model_copy(update={"recs": s.recs.model_copy(update={"local_master_ttl_s": 0.3})})
+    svc = make_service((fast, cache, store))
+    keys = Keys(s.recs.key_prefix)
+    try:
+        q = RelatedQuery(None, master_uuid(33), "pdp_related", 5)
+        top = svc.related(q).items[0]
+        cache.hset(keys.promo(top.pid), {"out_of_stock": "1"})  # no publish
+        t0 = time.perf_counter()
+        gone = False
+        while time.perf_counter() - t0 < 3.0 and not gone:
+            gone = top.pid not in {it.pid for it in svc.related(q).items}
+            time.sleep(0.05)
+        assert gone
+    finally:
+        cache.delete(keys.promo(top.pid))
+        j = int(top.pid[-12:], 16)
+        if catalog.pid_boost[j] != 1.0 or catalog.pid_oos[j] or catalog.pid_ad_bid[j] or catalog.pid_flash[j]:
+            set_promo(cache, s.recs, top.pid, boost=float(catalog.pid_boost[j]), out_of_stock=bool(catalog.pid_oos[j]),
+                      ad_bid=float(catalog.pid_ad_bid[j]), flash_sale=bool(catalog.pid_flash[j]))  # fmt: skip
+        svc.close()
