@@ -3,10 +3,7 @@
 An app starter is ``start(settings, say) -> list[Endpoint]``: it deploys its application (a Ray
 Serve app, an actor, ...) on the running cluster and returns what it exposes, which ``hotpath up``
 prints. Starters are named by ``"module:function"`` and imported only when run, so listing one
-costs nothing at import time. To add the recommendation and voice applications::
-
-    APP_STARTERS.append(AppStarter("recs", "hotpath.graphs.recs_app:start"))
-    APP_STARTERS.append(AppStarter("voice", "hotpath.graphs.voice_edge_app:start", profiles=("embedded", "full")))
+costs nothing at import time. A new application adds one ``AppStarter`` to ``APP_STARTERS``.
 
 (Serve's access logs should be off: ``serve.start(logging_config=LoggingConfig(enable_access_log=False))``.)
 """
@@ -56,8 +53,15 @@ class AppStarter:
             raise ServiceError(f"app {self.name}: cannot load {self.target}: {exc}") from exc
 
 
-APP_STARTERS: list[AppStarter] = []
-"""Run in order by ``hotpath up`` after the services; empty until the apps exist."""
+APP_STARTERS: list[AppStarter] = [
+    # Recommendations: generates and loads the demo catalog when absent, deploys the Serve app.
+    AppStarter("recs", "hotpath.graphs.recs_app:start"),
+    # Streaming co-views fed by a generator, so the related endpoint visibly changes.
+    AppStarter("coview", "hotpath.coview.job:start"),
+    # Voice edge: MQTT ingress, device stream actors, gRPC speech-to-text, intent, actions, TTS.
+    AppStarter("voice", "hotpath.graphs.voice_edge_app:start"),
+]
+"""Run in order by ``hotpath up`` after the services."""
 
 
 def start_apps(
