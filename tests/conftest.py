@@ -24,13 +24,6 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def ray_session(settings: Settings):
     """A driver connected to the local Ray cluster started by `hotpath services up`."""
-    import ray
+    from hotpath.cluster.connect import connect_ray
 
-    if not ray.is_initialized():
-        ray.init(
-            address=settings.ray.address,
-            namespace=f"{settings.ray.namespace}-tests",
-            log_to_driver=False,
-            _node_ip_address=settings.ray.host,
-        )
-    yield ray
+    yield connect_ray(settings, namespace=f"{settings.ray.namespace}-tests")

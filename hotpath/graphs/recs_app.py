@@ -142,7 +142,9 @@ def start_recs(settings: Settings) -> list[str]:
 def start(settings: Settings, say: Callable[[str], None]):
     """The ``hotpath up`` starter (see :mod:`hotpath.cluster.apps`)."""
     from hotpath.cluster.apps import Endpoint
+    from hotpath.cluster.connect import connect_ray
 
+    connect_ray(settings)
     ensure_demo_catalog(settings, say)
     return [Endpoint("recs", "HTTP", url) for url in start_recs(settings)]
 
