@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from hotpath.cluster import process
 from hotpath.config import Settings
-from hotpath.errors import ServiceError
+from hotpath.errors import HotpathError, ServiceError
 
 __all__ = ["Health", "ServiceStatus", "Service", "NotReady", "run_sync"]
 
@@ -50,7 +50,7 @@ class Health(str, Enum):
     BLOCKED = "port-taken"  # something else holds the port
 
 
-class NotReady(Exception):
+class NotReady(HotpathError):
     """Raised by :meth:`Service.probe` while the server does not answer yet (internal)."""
 
 
