@@ -164,7 +164,8 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
     say("; ".join(start_voice(s, tag=tag, detached=False)))
     try:
         figures = asyncio.run(_drive(s, devices, utterances, seed, say))
-        figures["stt"] = {"engine": voice.stt.engine, "replicas": voice.stt.replicas, "lm_preset": voice.stt.lm_preset}
+        figures["stt"] = {"engine": voice.stt.engine, "replicas": voice.stt.replicas, "lm_preset": voice.stt.lm_preset,
+                          "lm_mode": voice.stt.lm_mode}
         return figures
     finally:
         stop_voice(s, tag=tag)

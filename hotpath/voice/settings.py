@@ -49,6 +49,22 @@ class SttSettings(_Section):
     grammar_min_margin: float | None = None
     """...and its per-frame log score beats the LM's by at least this (x1e-4 nats/frame; None: the
     preset's calibrated value)."""
+    lm_mode: Literal["lazy", "parallel"] = "lazy"
+    """``lazy``: only the grammar decodes while the person speaks; the general LM is brought in (from
+    the kept audio) only when the grammar's fit is unconvincing (``grammar_accept_score``), so a
+    well-fitting command costs the grammar alone. ``parallel``: both decoders on every utterance."""
+    grammar_accept_score: float = -52.0
+    """Lazy mode: a grammar command whose log score per frame under its words (x1e4) is at least this
+    is taken without consulting the LM; below it (or no command) the LM decides as in parallel mode.
+    Calibrated on espeak-ng speech: commands -32..-51 (two outliers at -58, -66 go to the LM), questions
+    the grammar forced into a command -55..-143."""
+    lm_start_score: float = -48.0
+    """Lazy mode: start the LM while audio still streams once the grammar's partial per-frame score
+    falls below this (partials exclude the trailing silence, so they run lower than final scores:
+    espeak-ng commands -20..-46 mid-utterance, questions down to -50..-62)."""
+    grammar_reject_score: float = -70.0
+    """A grammar command whose log score per frame under its words (x1e4) is below this never wins, even
+    when it beats the LM (a question forced into a command: -75..-143 measured; commands -32..-66)."""
     redecode_questions: bool = False
     """Re-decode an utterance the grammar rejected with full beams, for a better question text."""
 

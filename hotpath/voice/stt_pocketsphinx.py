@@ -2,7 +2,8 @@
 
 Pocketsphinx's general language model alone gets short synthetic commands wrong (0 of 8 measured),
 while a command grammar gets them right but forces *every* sentence into a command. So one replica
-runs two decoders on the same audio, both fed incrementally while the person speaks:
+has two decoders for the same audio, fed incrementally while the person speaks (the second only
+when needed, see below):
 
 * ``grammar``: a JSGF grammar built from the tenant's vocabulary (:mod:`hotpath.voice.grammar`);
 * ``lm``: the general en-US n-gram model, for free-form questions.
@@ -11,8 +12,25 @@ At the end of the utterance the grammar's command is kept only when it explains 
 well as the unconstrained decoder: its words must cover ``grammar_min_coverage`` of the frames the
 LM decoder put words on (a forced fit leaves speech under silence), and its per-frame log score must
 beat the LM's by ``grammar_min_margin`` (x1e-4), and the LM must not have heard a question (its first
-word what/how/why/...: a grammar can fit a question's rhythm surprisingly well). Otherwise the LM
-transcript is the answer. The thresholds were set on espeak-ng speech; they are settings.
+word what/how/why/...: a grammar can fit a question's rhythm surprisingly well), and the grammar's
+log score per frame under its words must not be hopeless (``grammar_reject_score``). Otherwise the
+LM transcript is the answer. The thresholds were set on espeak-ng speech; they are settings.
+
+The general model costs about twice the grammar's CPU (measured here: grammar 0.02, ``fast`` LM 0.035
+CPU s per audio s), and most utterances at a site are commands the grammar fits well. So by default
+(``lm_mode="lazy"``) only the grammar decodes while the person speaks, and the audio is kept. The LM
+is consulted only when the grammar is unconvincing:
+
+* while audio streams, the grammar's partial hypothesis is checked every 0.5 s; once its log score
+  per frame falls below ``lm_start_score`` (it looks like a question), the LM starts mid-stream: it
+  catches up on the kept audio and streams from there on, so only the tail remains at the end;
+* at the end, a command whose log score per frame under its words is at least
+  ``grammar_accept_score`` is taken as it is; otherwise (or with no command at all) the LM decodes
+  the kept audio then, and the rules above decide.
+
+A command whose fit stays convincing never touches the LM. ``lm_mode="parallel"`` runs both decoders
+on every utterance. Pocketsphinx releases the GIL inside ``process_raw`` (measured: two decoders in
+two threads take the time of one), so the replicas of one process decode in parallel.
 """
 
 from __future__ import annotations
@@ -33,6 +51,7 @@ _QUESTION_WORDS = frozenset(
 )
 _QUESTION_MARGIN = 15.0  # a grammar fit this much better than the LM wins even after "why ..."
 _PARTIAL_EVERY = 16000
+_LAZY_MIN_FRAMES = 60  # a partial grammar score over less than 0.6 s says too little to start the LM on
 
 LM_PRESETS = {
     # CPU seconds per audio second, measured here on espeak-ng speech:
@@ -109,6 +128,10 @@ class PocketsphinxEngine(SttEngine):
         min_margin: float | None = None,
         lm_preset: str = "fast",
         redecode: bool = False,
+        lm_mode: str = "lazy",
+        accept_score: float = -52.0,
+        start_score: float = -48.0,
+        reject_score: float = -70.0,
     ) -> None:
         self.grammar = _decoder(bestpath=False, lm=None)  # no n-gram model: a grammar search only
         jsgf = command_grammar(
@@ -127,6 +150,12 @@ class PocketsphinxEngine(SttEngine):
         # text is then re-decoded with full beams by a shared decoder (``redecode``).
         self.lm = _decoder(**LM_PRESETS[lm_preset]) if general_lm else None
         self.redecode = redecode and general_lm
+        self.lazy = general_lm and lm_mode == "lazy"
+        self.accept_score = accept_score
+        self.start_score = start_score
+        self.reject_score = reject_score
+        self.lm_runs = 0
+        """Utterances the LM decoded (lazy mode counts how often the grammar was not enough)."""
         # Live CMN adapts the cepstral mean across utterances. A replica serves every device in turn,
         # so the mean is kept per device (any replica of this process picks it up); a new device
         # starts from the site's latest mean (same watches, same rooms), else the model's.
@@ -147,27 +176,51 @@ class PocketsphinxEngine(SttEngine):
             min_margin=voice.stt.grammar_min_margin,
             lm_preset=voice.stt.lm_preset,
             redecode=voice.stt.redecode_questions,
+            lm_mode=voice.stt.lm_mode,
+            accept_score=voice.stt.grammar_accept_score,
+            start_score=voice.stt.lm_start_score,
+            reject_score=voice.stt.grammar_reject_score,
         )
 
     def open(self, hints: SttHints) -> SttStream:
         return _Stream(self, hints)
 
 
+def _per_frame(d) -> float:
+    """The decoder's current best-path log score per frame (x1e4); -inf with no hypothesis yet."""
+    hyp = d.hyp()
+    if hyp is None or hyp.score <= 0:
+        return float("-inf")
+    return math.log(hyp.score) / max(1, d.n_frames()) * 1e4
+
+
 class _Stream(SttStream):
     def __init__(self, engine: PocketsphinxEngine, hints: SttHints) -> None:
         self.e = engine
-        self.decoders = [d for d in (engine.grammar, engine.lm) if d is not None]
         self.device = hints.device_id
         with _cmn_lock:
-            cmn = _cmn.get(self.device) or _cmn.get("", engine.cmn0)
+            self.cmn = _cmn.get(self.device) or _cmn.get("", engine.cmn0)
+        # the decoders fed while audio streams: the LM joins later (or never) in lazy mode
+        self.decoders = [engine.grammar] if engine.lazy or engine.lm is None else [engine.grammar, engine.lm]
         for d in self.decoders:
-            d.set_cmn(cmn)
-        for d in self.decoders:
+            d.set_cmn(self.cmn)
             d.start_utt()
+        if engine.lm is not None and not engine.lazy:
+            engine.lm_runs += 1
         self.bytes = 0
-        self.audio: list[bytes] = [] if engine.redecode else None
+        self.audio: list[bytes] | None = [] if (engine.redecode or engine.lazy) else None
         self._since_partial = 0
         self._open = True
+
+    def _start_lm(self) -> None:
+        """Lazy mode: bring the LM in, caught up on the audio so far; it streams from here on."""
+        lm = self.e.lm
+        lm.set_cmn(self.cmn)
+        lm.start_utt()
+        self.decoders.append(lm)
+        self.e.lm_runs += 1
+        if self.audio:
+            lm.process_raw(b"".join(self.audio), False, False)
 
     def accept(self, pcm: bytes) -> str | None:
         for d in self.decoders:
@@ -178,7 +231,11 @@ class _Stream(SttStream):
         self._since_partial += len(pcm)
         if self._since_partial >= _PARTIAL_EVERY:
             self._since_partial = 0
-            hyp = (self.e.lm or self.e.grammar).hyp()
+            g = self.e.grammar
+            if (self.e.lazy and len(self.decoders) == 1 and g.n_frames() >= _LAZY_MIN_FRAMES
+                    and _per_frame(g) < self.e.start_score):
+                self._start_lm()
+            hyp = self.decoders[-1].hyp()
             return hyp.hypstr if hyp is not None else None
         return None
 
@@ -198,19 +255,34 @@ class _Stream(SttStream):
         if self.e.lm is None:
             return Transcript(g_text, 0.9 if g_text else 0.0, "pocketsphinx", "grammar", audio_s,
                               (time.perf_counter() - t0) * 1000)
+        # the grammar's log score per frame its words cover (x1e4): silence before and after does not
+        # dilute it, a forced fit of a question scores far lower
+        g_pw = g_score / g_cov * 1e4 if g_cov and g_score > float("-inf") else float("-inf")
+        lm_at = "stream"
+        if self.e.lm not in self.decoders:  # lazy mode, the LM not started while streaming
+            if g_text and g_pw >= self.e.accept_score:
+                return Transcript(
+                    g_text, 0.9, "pocketsphinx", "grammar", audio_s, (time.perf_counter() - t0) * 1000,
+                    alternatives={"grammar": g_text, "lm": "", "score": f"{g_pw:.1f}", "lm_at": "never"},
+                )
+            self._start_lm()  # unconvincing at the end: the LM decodes the kept audio now
+            self.e.lm.end_utt()
+            lm_at = "end"
         l_text, l_score, l_cov = _words(self.e.lm)
         coverage = g_cov / max(1, l_cov)
         margin = (g_score - l_score) / frames * 1e4
         question = l_text.split(" ", 1)[0] in _QUESTION_WORDS and margin < _QUESTION_MARGIN
-        use_grammar = bool(g_text) and not question and coverage >= self.e.min_coverage and margin >= self.e.min_margin
+        use_grammar = (bool(g_text) and not question and coverage >= self.e.min_coverage and margin >= self.e.min_margin
+                       and g_pw >= self.e.reject_score)
         text, source = (g_text, "grammar") if use_grammar else (l_text, "lm")
-        if not use_grammar and self.audio:
+        if not use_grammar and self.audio and self.e.redecode:
             text, source = _redecode(b"".join(self.audio)) or l_text, "lm-full"
         confidence = min(1.0, 0.5 + 0.5 * min(1.0, coverage)) if use_grammar else 0.5
         return Transcript(
             text, confidence if text else 0.0, "pocketsphinx", source, audio_s,
             (time.perf_counter() - t0) * 1000,
-            alternatives={"grammar": g_text, "lm": l_text, "coverage": f"{coverage:.2f}", "margin": f"{margin:.1f}"},
+            alternatives={"grammar": g_text, "lm": l_text, "coverage": f"{coverage:.2f}", "margin": f"{margin:.1f}",
+                          "score": f"{g_pw:.1f}", "lm_at": lm_at if self.e.lazy else "parallel"},
         )
 
     def cancel(self) -> None:
