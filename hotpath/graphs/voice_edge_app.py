@@ -14,9 +14,9 @@ cluster has one.
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
+from hotpath.cluster.connect import connect_ray
 from hotpath.config import Settings
 
 __all__ = ["start_voice", "stop_voice", "start", "STT_ACTOR", "INGRESS_ACTOR"]
@@ -27,21 +27,9 @@ _owned: dict[str, list] = {}
 """Handles of non-detached deployments (tests): Ray kills an actor whose last handle is dropped."""
 
 
-def _ray(settings: Settings):
-    # A loopback-only cluster: Ray must not swap 127.0.0.1 for the host's address (read at import).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False,
-                 _node_ip_address=settings.ray.host)
-    return ray
-
-
 def start_voice(settings: Settings, *, tag: str = "", detached: bool = True) -> list[str]:
     """Deploy (or find) the voice edge actors; returns what they expose, one line each."""
-    ray = _ray(settings)
+    ray = connect_ray(settings)
     from hotpath.actors.voice_ingress import VoiceIngressActor
     from hotpath.deployments.stt import SttServiceActor
 
@@ -67,7 +55,7 @@ def start_voice(settings: Settings, *, tag: str = "", detached: bool = True) -> 
 
 
 def stop_voice(settings: Settings, *, tag: str = "") -> None:
-    ray = _ray(settings)
+    ray = connect_ray(settings)
     for name in (INGRESS_ACTOR + tag, STT_ACTOR + tag):
         try:
             handle = ray.get_actor(name)
