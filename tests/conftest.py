@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as the local head runs (hotpath/cluster/ray_head.py)
 
 from hotpath.config import Settings, load_settings  # noqa: E402
 

@@ -14,11 +14,14 @@ __all__ = ["connect_ray"]
 def connect_ray(settings: Settings, *, namespace: str | None = None) -> Any:
     """Join the running cluster at ``settings.ray.address`` (never start a private one); returns ``ray``.
 
-    Ray resolves 127.0.0.1 to the machine's external address unless told it is not a cluster, so
-    that is set before ray is first imported.
+    Ray resolves 127.0.0.1 to the machine's external address unless told it is not a cluster, and
+    the driver's auth mode must match the head's, so both are set (as the head has them) before ray
+    is first imported.
     """
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from hotpath.cluster.ray_head import RAY_ENV
+
+    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
+        os.environ.setdefault(key, RAY_ENV[key])
     import ray
 
     if not ray.is_initialized():

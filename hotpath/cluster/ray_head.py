@@ -47,6 +47,10 @@ RAY_ENV = {
     # Ray starts workers at niceness 15 by default; here they serve latency-critical requests on a
     # small box shared with the JVMs of Kafka and Cassandra, so they run at normal priority.
     "RAY_worker_niceness": "0",
+    # Ray turns token auth on by itself once ~/.ray/auth_token exists (any private `ray.init()`
+    # writes one), and drivers started without it are then refused. The local cluster listens on
+    # loopback only (checked after start), so its mode is set explicitly, the same for head and drivers.
+    "RAY_AUTH_MODE": "disabled",
 }
 _OFFSETS = {
     "node_manager_port": 1,
