@@ -19,6 +19,7 @@ def connect_ray(settings: Settings, *, namespace: str | None = None) -> Any:
     is first imported.
     """
     from hotpath.cluster.ray_head import RAY_ENV
+    from hotpath.cluster.ray_patches import HOOK
 
     for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED", "RAY_AUTH_MODE"):
         os.environ.setdefault(key, RAY_ENV[key])
@@ -31,6 +32,7 @@ def connect_ray(settings: Settings, *, namespace: str | None = None) -> Any:
                 namespace=namespace or settings.ray.namespace,
                 log_to_driver=False,
                 _node_ip_address=settings.ray.host,
+                runtime_env={"worker_process_setup_hook": HOOK},
             )
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, TimeoutError...
             raise ServiceError(
