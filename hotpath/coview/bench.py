@@ -129,6 +129,7 @@ def bench_stream(
             done = sum(st["offsets"].values())
             if t_first is None and done > 0:
                 t_first = time.perf_counter()
+                cpu0 = sum(x.get("cpu_s", 0.0) for x in handle.stats())
             if done >= total:
                 stats = handle.stats()
                 if all(x["sink_pending"] == 0 for x in stats):
@@ -141,6 +142,9 @@ def bench_stream(
         out["events"] = n
         out["events_per_s"] = round(n / dt) if dt > 0 else None
         out["throughput_seconds"] = round(dt, 2)
+        if t_first is not None:
+            cpu = sum(x.get("cpu_s", 0.0) for x in stats) - cpu0
+            out["shard_cpu_us_per_event"] = round(cpu / max(1, n) * 1e6, 1)
         say(f"bench coview: {n:,} events in {dt:.1f}s = {out['events_per_s']:,} events/s")
         ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
         say(f"bench coview: freshness phase, {rate:,.0f} events/s for {seconds:g}s")

@@ -70,6 +70,34 @@ class RecentInterests:
             self._forget(next(iter(users)))
             self.counts["users_evicted"] += 1
 
+    def on_views(self, views: list[tuple[str, str, int]]) -> None:
+        """:meth:`on_view` for each ``(user, cat, ts)`` in order."""
+        users, dirty = self.users, self.dirty
+        decay, period, max_cats = self.decay, self.period_ms, self.max_cats
+        span = 200 * period
+        for user, cat, ts in views:
+            entry = users.pop(user, None)
+            if entry is None:
+                users[user] = (ts, ts, {cat: 1.0})
+            else:
+                ref, anchor, weights = entry
+                add = 1.0 if ts == anchor else decay ** ((anchor - ts) / period)
+                weights[cat] = weights.get(cat, 0.0) + add
+                if ts > ref:
+                    ref = ts
+                if len(weights) > max_cats or (ref - anchor) > span:
+                    weights = self._current(ref, anchor, weights)
+                    if self.min_score > 0:
+                        weights = {c: w for c, w in weights.items() if w >= self.min_score}
+                    if len(weights) > max_cats:
+                        weights = dict(rank(weights, max_cats))
+                    anchor = ref
+                users[user] = (ref, anchor, weights)
+            dirty.add(user)
+            if len(users) > self.max_users:
+                self._forget(next(iter(users)))
+                self.counts["users_evicted"] += 1
+
     def _current(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
         if ref == anchor:
             return dict(weights)

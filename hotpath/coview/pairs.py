@@ -8,34 +8,39 @@ change the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
 __all__ = ["count_pairs", "KeyIds"]
 
 
-def count_pairs(g: np.ndarray, k: np.ndarray, nk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def count_pairs(
+    g: np.ndarray, k: np.ndarray, nk: int, first: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of distinct keys within each group (``g`` contiguous, keys distinct per group):
-    ``(a, b, count)`` sorted by ``a`` then ``b``."""
+    ``(a, b, count)`` sorted by ``a`` then ``b``. With ``first`` (a bool per key id), only the pairs
+    whose first key has ``first[a]`` set (the others are never generated)."""
     z = np.zeros(0, dtype=np.int64)
     if len(g) < 2:
         return z, z, z
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     sizes = np.diff(np.r_[starts, len(g)])
-    multi = np.repeat(sizes > 1, sizes)
-    if not multi.all():  # single-key groups make no pairs
-        g, k = g[multi], k[multi]
-        if len(g) == 0:
-            return z, z, z
-        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-        sizes = np.diff(np.r_[starts, len(g)])
     size_of = np.repeat(sizes, sizes)
     start_of = np.repeat(starts, sizes)
-    a_idx = np.repeat(np.arange(len(g)), size_of)
-    b_idx = np.arange(len(a_idx)) - np.repeat(np.cumsum(size_of) - size_of - start_of, size_of)
+    rows = size_of > 1  # single-key groups make no pairs
+    if first is not None:
+        rows &= first[k]
+    pos = np.flatnonzero(rows)
+    if not len(pos):
+        return z, z, z
+    sz = size_of[pos]
+    a_idx = np.repeat(pos, sz)
+    offs = np.cumsum(sz) - sz
+    b_idx = np.arange(len(a_idx)) - np.repeat(offs - start_of[pos], sz)
     mask = a_idx != b_idx
     code = k[a_idx[mask]] * nk + k[b_idx[mask]]
-    if nk * nk <= 4_000_000:
+    if nk * nk <= max(65_536, 4 * len(code)):  # dense enough for a histogram
         counts = np.bincount(code, minlength=nk * nk)
         uniq = np.flatnonzero(counts)
         counts = counts[uniq]
@@ -52,15 +57,13 @@ class KeyIds:
         self.names: list[str] = []
 
     def arrays(self, baskets: Sequence[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(group, key id)`` of every key of every basket; new keys get ids in order of first sight."""
         ids, names = self.ids, self.names
-        gs: list[int] = []
-        ks: list[int] = []
-        for i, basket in enumerate(baskets):
-            for key in basket:
-                j = ids.get(key)
-                if j is None:
-                    j = ids[key] = len(names)
-                    names.append(key)
-                ks.append(j)
-            gs.extend([i] * len(basket))
-        return np.array(gs, dtype=np.int64), np.array(ks, dtype=np.int64)
+        flat = list(chain.from_iterable(baskets))
+        for key in dict.fromkeys(flat):
+            if key not in ids:
+                ids[key] = len(names)
+                names.append(key)
+        k = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
+        sizes = np.fromiter(map(len, baskets), dtype=np.int64, count=len(baskets))
+        return np.repeat(np.arange(len(baskets), dtype=np.int64), sizes), k

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -127,7 +128,19 @@ def read_csv_events(
         keys: list[str] = []
         times: list[str] = []
         try:
-            for row in reader:
+            rows = list(reader)
+            if not rows or min(map(len, rows)) >= need:  # the usual case: every row complete
+                sessions = list(map(itemgetter(si), rows))
+                keys = list(map(itemgetter(ki), rows))
+                times = list(map(itemgetter(ti), rows))
+                rows = None
+            else:  # read again, row by row, to name the row at fault
+                del rows
+                fh.seek(0)
+                reader = csv.reader(fh)
+                next(reader)
+                rows = reader
+            for row in rows or ():
                 if len(row) < need:
                     if not row or (len(row) == 1 and not row[0].strip()):
                         sessions.append("")  # a blank line: rejected below with its row number
@@ -159,10 +172,10 @@ def read_csv_events(
 
 # --------------------------------------------------------------------------- the operator, batch form
 def _factorize(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    table: dict[str, int] = {}
-    setdefault = table.setdefault
-    codes = np.fromiter((setdefault(v, len(table)) for v in values), dtype=np.int64, count=len(values))
-    return codes, list(table)
+    names = list(dict.fromkeys(values))  # first-seen order
+    table = dict(zip(names, range(len(names))))
+    codes = np.fromiter(map(table.__getitem__, values), dtype=np.int64, count=len(values))
+    return codes, names
 
 
 def _window_groups(

@@ -7,7 +7,9 @@ The coordinator calls, strictly one at a time:
 - ``restore(cid, partitions)``: state and offsets of checkpoint ``cid`` (fresh when ``None``);
 - ``step(inbound, complete, trigger_sent_ms)``: take pair counts routed from other shards, apply the
   epochs every partition completed, read up to ``max_records_per_step`` per partition, queue sink
-  writes, and return the pair counts for other shards, the partitions' complete epochs and offsets;
+  writes (while busy, gathered for up to ``sink_interval_s``: each changed key written once with its
+  newest value), and return the pair counts for other shards, the partitions' complete epochs and
+  offsets;
 - ``checkpoint(cid, inbound, complete, trigger_sent_ms)``: the same without reading, then flush the
   sinks, then save state + offsets under ``cid`` in one transaction (sinks, state, offsets: in
   that order).
@@ -80,6 +82,10 @@ class ShardRunner:
         self.partitions: list[int] = []
         self.restored_cid: int | None = None
         self.side = {"dead": 0, "late": 0}
+        self._co_dirty: set[str] = set()  # co-view keys changed, not yet gathered for the sink
+        self._co_sent = 0
+        self._recent_sent = 0
+        self._flushed_at = time.monotonic()
 
     # ---------------------------------------------------------------- lifecycle
     async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
@@ -93,14 +99,17 @@ class ShardRunner:
                 raise RuntimeError(f"checkpoint {cid} of shard {self.index} holds other partitions")
         self.partitions = sorted(partitions)
         self.restored_cid = cid
+        self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0  # the replay marks them again
         return self._report({})
 
     async def step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0) -> dict[str, Any]:
         core, s = self.core, self.settings
         core.receive(inbound)
-        batch = SinkBatch(coview=core.apply_until(complete))
-        if batch.coview:
-            batch.coview_sent_ms = trigger_sent_ms
+        changed = core.apply_epochs(complete)
+        if changed:
+            self._co_dirty |= changed
+            if trigger_sent_ms and not self._co_sent:
+                self._co_sent = trigger_sent_ms
         reads = await asyncio.gather(
             *(self.log.read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
         )
@@ -127,8 +136,13 @@ class ShardRunner:
                 oldest = ing.oldest_sent_ms
         if n == 0:
             core.tick()
-        batch.recent = core.drain_recent()
-        batch.recent_sent_ms = oldest if batch.recent else 0
+        if oldest and (not self._recent_sent or oldest < self._recent_sent):
+            self._recent_sent = oldest
+        batch = SinkBatch()
+        now = time.monotonic()
+        if n == 0 or now - self._flushed_at >= s.sink_interval_s:
+            self._gather(batch)
+            self._flushed_at = now
         if len(core.dims_dirty) >= s.dimension_batch:
             batch.dims = core.drain_dims()
         if dead:
@@ -145,14 +159,35 @@ class ShardRunner:
     ) -> dict[str, Any]:
         core = self.core
         core.receive(inbound)
-        batch = SinkBatch(coview=core.apply_until(complete), recent=core.drain_recent(), dims=core.drain_dims())
-        if batch.coview:
-            batch.coview_sent_ms = trigger_sent_ms
+        changed = core.apply_epochs(complete)
+        if changed:
+            self._co_dirty |= changed
+            if trigger_sent_ms and not self._co_sent:
+                self._co_sent = trigger_sent_ms
+        batch = SinkBatch()
+        self._gather(batch)
+        batch.dims = core.drain_dims()
         await self._submit(batch)
         await asyncio.to_thread(self.sinks.flush)
         blob = core.snapshot()
         await asyncio.to_thread(self.ckpt.save, cid, core.offsets(), blob)
         return self._report({}, snapshot_bytes=len(blob))
+
+    def _gather(self, batch: SinkBatch) -> None:
+        """The co-view keys changed and the users seen since the last gathering, as of now."""
+        core = self.core
+        if self._co_dirty:
+            batch.coview = core.state.tops(sorted(self._co_dirty))
+            batch.coview_sent_ms = self._co_sent
+        batch.recent = core.drain_recent()
+        batch.recent_sent_ms = self._recent_sent if batch.recent else 0
+        self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0
+
+    def _deferred(self) -> bool:
+        """Whether sink writes are waiting to be gathered (see ``sink_interval_s``)."""
+        return bool(self._co_dirty) or any(
+            st.interests.dirty or st.interests.forgotten for st in self.core.parts.values()
+        )
 
     async def _submit(self, batch: SinkBatch) -> None:
         if batch.empty():
@@ -181,9 +216,10 @@ class ShardRunner:
             "counters": self.core.counters(),
             "offsets": self.core.offsets(),
             "sink": dict(self.sinks.written),
-            "sink_pending": self.sinks.pending(),
+            "sink_pending": self.sinks.pending() + int(self._deferred()),
             "sink_blocked_s": round(self.sinks.blocked_s, 3),
             "side": dict(self.side),
+            "cpu_s": time.process_time(),  # the whole process (the actor's), for CPU per event
             "coview_lag_ms": list(self.sinks.coview_lag_ms),
             "recent_lag_ms": list(self.sinks.recent_lag_ms),
         }

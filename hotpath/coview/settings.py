@@ -83,6 +83,10 @@ class StreamingSettings(BaseModel):
     """Sink batches queued per shard; a slow sink blocks the shard when the queue is full."""
     dimension_batch: int = Field(500, ge=1)
     """Dimension-store rows written per batch."""
+    sink_interval_s: float = Field(0.25, ge=0)
+    """While a shard is busy, its Redis writes are gathered for up to this long (a key written once
+    with its newest value instead of once a step); 0 writes every step. Idle steps and checkpoints
+    always write. Only when, never what: every write is a full replacement."""
 
     @model_validator(mode="after")
     def _consistent(self) -> StreamingSettings:

@@ -25,7 +25,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hotpath.coview.events import PoisonedEvent, decode_batch, event_from_object, parse_event
+from hotpath.coview.events import (
+    _MAX_FIELD,
+    MAX_TS_MS,
+    MIN_TS_MS,
+    PoisonedEvent,
+    decode_batch,
+    event_from_object,
+    parse_event,
+)
 from hotpath.coview.interests import RecentInterests
 from hotpath.coview.pairs import KeyIds, count_pairs
 from hotpath.coview.settings import StreamingSettings
@@ -123,28 +131,74 @@ class ShardCore:
         """Process records of one owned partition, skipping any before its offset (replays)."""
         st = self.parts[partition]
         win, rec = st.windower, st.interests
-        on_event, on_view = win.on_event, rec.on_view
         out = Ingested()
-        views = 0
-        newest = oldest = 0
         offset = st.offset
         fresh = [r for r in records if r.offset >= offset]
+        if not fresh:
+            win.tick()
+            rec.expire(win.watermark)
+            out.oldest_sent_ms = out.newest_sent_ms = 0
+            return out
         objs = decode_batch([r.value for r in fresh])
+        batch = win.batch_ok()
+        views: list[tuple[str, str, int]] = []  # (session, key, ts), for the windower
+        viewers: list[tuple[str, str, int]] = []  # (user, key, ts), for recent interests
+        view_recs: list[LogRecord] = []
+        newest = oldest = 0
+        orders = 0
+        lo, hi, maxf = MIN_TS_MS, MAX_TS_MS, _MAX_FIELD
+
+        def flush() -> None:
+            if batch:
+                for i in win.on_events(views):
+                    out.late.append(view_recs[i])
+            else:
+                on_event = win.on_event
+                for (session, key, ts), r in zip(views, view_recs):
+                    if on_event(session, key, ts) == LATE_DROPPED:
+                        out.late.append(r)
+            rec.on_views(viewers)
+            views.clear()
+            viewers.clear()
+            view_recs.clear()
+
         for i, r in enumerate(fresh):
-            if r.offset < offset:
-                continue
-            offset = r.offset + 1
+            o = objs[i] if objs is not None else None
+            if o is not None:
+                # fast path, the usual case: a view whose fields are all short strings and an int ts
+                # (exactly what event_from_object accepts on its own fast path)
+                get = o.get
+                ts = get("ts")
+                user, cat, session = get("user"), get("cat"), get("session")
+                pid, master = get("pid", ""), get("master", "")
+                if (
+                    get("type", "view") == "view" and type(ts) is int and lo <= ts < hi
+                    and type(user) is str and type(cat) is str and type(pid) is str and type(master) is str
+                    and 0 < len(user) <= maxf and 0 < len(cat) <= maxf
+                    and len(pid) <= maxf and len(master) <= maxf
+                    and (session is None or (type(session) is str and len(session) <= maxf))
+                ):  # fmt: skip
+                    views.append((session or user, cat, ts))
+                    viewers.append((user, cat, ts))
+                    view_recs.append(r)
+                    sent = get("sent_ms", 0)
+                    if sent and (type(sent) is int or type(sent) is float) and int(sent):
+                        sent = int(sent)
+                        if sent > newest:
+                            newest = sent
+                        if not oldest or sent < oldest:
+                            oldest = sent
+                    continue
             try:
-                ev = event_from_object(objs[i]) if objs is not None else parse_event(r.value)
+                ev = event_from_object(o) if o is not None else parse_event(r.value)
             except PoisonedEvent as exc:
                 out.dead.append((r, exc.reason))
                 continue
             kind = ev.type
             if kind == "view":
-                views += 1
-                if on_event(ev.session, ev.cat, ev.ts) == LATE_DROPPED:
-                    out.late.append(r)
-                on_view(ev.user, ev.cat, ev.ts)
+                views.append((ev.session, ev.cat, ev.ts))
+                viewers.append((ev.user, ev.cat, ev.ts))
+                view_recs.append(r)
                 sent = ev.sent_ms
                 if sent:
                     if sent > newest:
@@ -152,17 +206,24 @@ class ShardCore:
                     if not oldest or sent < oldest:
                         oldest = sent
             elif kind == "watermark":
+                n_views = len(views)
+                flush()
+                out.views += n_views
                 win.punctuate(ev.ts)
             else:
-                self.counts["orders"] += 1
-        st.offset = offset
+                orders += 1
+        out.views += len(views)
+        flush()
+        st.offset = fresh[-1].offset + 1
         win.tick()
         rec.expire(win.watermark)
         if newest > st.newest_sent_ms:
             st.newest_sent_ms = newest
-        self.counts["views"] += views
+        if orders:
+            self.counts["orders"] += orders
+        self.counts["views"] += out.views
         self.counts["dead"] += len(out.dead)
-        out.views, out.newest_sent_ms, out.oldest_sent_ms = views, newest, oldest
+        out.newest_sent_ms, out.oldest_sent_ms = newest, oldest
         return out
 
     def tick(self) -> None:
@@ -178,20 +239,15 @@ class ShardCore:
     def drain_outbox(self) -> dict[int, list[Contribution]]:
         """Baskets of fired windows, for every shard owning one of their keys."""
         out: dict[int, dict[int, list[tuple[str, ...]]]] = {}
-        owner = self._owner
-        n = self.shards
+        owner_of = self._owner_of
+        single = self.shards == 1
         for p in sorted(self.parts):
             for epoch, baskets in self.parts[p].windower.drain().items():
+                if single:
+                    out.setdefault(0, {}).setdefault(epoch, []).extend(baskets)
+                    continue
                 for basket in baskets:
-                    dests = set()
-                    for key in basket:
-                        d = owner.get(key)
-                        if d is None:
-                            if len(owner) > 200_000:
-                                owner.clear()
-                            d = owner[key] = shard_of(key, n)
-                        dests.add(d)
-                    for d in dests:
+                    for d in set(map(owner_of, basket)):
                         by_epoch = out.get(d)
                         if by_epoch is None:
                             by_epoch = out[d] = {}
@@ -223,8 +279,12 @@ class ShardCore:
 
     def apply_until(self, epoch: int) -> dict[str, list[tuple[str, float]]]:
         """Apply complete epochs; returns the changed keys' current top-K."""
+        return self.state.tops(sorted(self.apply_epochs(epoch)))
+
+    def apply_epochs(self, epoch: int) -> set[str]:
+        """Apply complete epochs; returns the changed keys."""
         if epoch == NO_EPOCH:
-            return {}
+            return set()
         state = self.state
         changed: set[str] = set()
         for e in sorted(x for x in self.pending if x <= epoch):
@@ -233,19 +293,25 @@ class ShardCore:
         if state.applied_epoch is None or epoch > state.applied_epoch:
             state.applied_epoch = epoch
         self.dims_dirty |= changed
-        return state.tops(sorted(changed))
+        return changed
 
     def _owned_pairs(self, baskets: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pair counts ``(a, b, n)`` (state ids) of the baskets, for the first keys this shard owns."""
         local = KeyIds()
         g, k = local.arrays(baskets)
         names = local.names
-        a, b, n = count_pairs(g, k, len(names))
-        index, shards = self.index, self.shards
-        owned = np.fromiter((shard_of(x, shards) == index for x in names), dtype=bool, count=len(names))
-        keep = owned[a]
+        owned = np.fromiter(map(self._owner_of, names), dtype=np.int64, count=len(names)) == self.index
+        a, b, n = count_pairs(g, k, len(names), owned)
         sid = self.state.ids_of(names)
-        return sid[a[keep]], sid[b[keep]], n[keep]
+        return sid[a], sid[b], n
+
+    def _owner_of(self, key: str) -> int:
+        d = self._owner.get(key)
+        if d is None:
+            if len(self._owner) > 200_000:
+                self._owner.clear()
+            d = self._owner[key] = shard_of(key, self.shards)
+        return d
 
     def drain_dims(self) -> dict[str, list[tuple[str, float]]]:
         out = self.state.tops(sorted(self.dims_dirty))

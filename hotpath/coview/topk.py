@@ -190,7 +190,8 @@ class ArrayCoviewState:
         """Decay, add and prune the keys ``a`` (ids; pairs distinct) touches; returns their names."""
         if not len(a):
             return set()
-        touched = np.zeros(len(self.names), dtype=bool)
+        nk = len(self.names)
+        touched = np.zeros(nk, dtype=bool)
         touched[a] = True
         sel = touched[self.a]
         oa, ob, os_ = self.a[sel], self.b[sel], self.s[sel]
@@ -198,38 +199,69 @@ class ArrayCoviewState:
         old_ep = self.key_epoch[oa]
         later = had & (epoch > old_ep)
         if later.any():
-            f = np.ones(len(oa))
-            f[later] = self.decay ** (epoch - old_ep[later]).astype(np.float64)
+            # one factor per key (few distinct gaps), with Python's float power as CoviewState
+            # computes it (numpy's may differ in the last bit)
+            kk = np.flatnonzero(touched & self.has & (self.key_epoch < epoch))
+            gaps, inv = np.unique(epoch - self.key_epoch[kk], return_inverse=True)
+            fk = np.ones(nk)
+            fk[kk] = np.array([self.decay ** int(g) for g in gaps.tolist()], dtype=np.float64)[inv]
+            f = fk[oa]
             os_ = np.where(f != 1.0, os_ * f, os_)
-        ca = np.concatenate([oa, a])
-        cb = np.concatenate([ob, b])
-        cs = np.concatenate([os_, n.astype(np.float64)])
-        nk = len(self.names)
-        code = ca * nk + cb
-        order = np.argsort(code, kind="stable")  # the old score first, then the new count
-        code, cs = code[order], cs[order]
-        first = np.r_[True, code[1:] != code[:-1]]
-        starts = np.flatnonzero(first)
-        sums = cs[starts].copy()
-        dup = np.flatnonzero(~first)
-        if len(dup):
-            sums[np.searchsorted(starts, dup, side="right") - 1] += cs[dup]
-        ucode = code[starts]
-        ua, ub = ucode // nk, ucode % nk
-        if self.min_score > 0:
-            keep = sums >= self.min_score
-            ua, ub, sums = ua[keep], ub[keep], sums[keep]
-        rank = self._name_rank()
-        o = np.lexsort((rank[ub], -sums, ua))
-        ua, ub, sums = ua[o], ub[o], sums[o]
+        # merge: the new pairs are distinct, the old ones too; a pair in both sums old + new
+        ns = n.astype(np.float64)
+        if len(oa):
+            ocode = oa * nk + ob
+            oo = np.argsort(ocode)
+            ocs = ocode[oo]
+            ncode = a * nk + b
+            pos = np.minimum(np.searchsorted(ocs, ncode), len(ocs) - 1)
+            nmatch = ocs[pos] == ncode
+            oidx = oo[pos[nmatch]]
+            os_ = os_.copy()
+            os_[oidx] = os_[oidx] + ns[nmatch]
+            fresh = ~nmatch
+            na_, nb_, ns_ = a[fresh], b[fresh], ns[fresh]
+            if self.min_score > 0:
+                keep = os_ >= self.min_score
+                oa, ob, os_ = oa[keep], ob[keep], os_[keep]
+            # A key holding top_k old scores keeps at least those: a new pair scoring under the
+            # least of them can never make its top_k (equal scores stay: the name breaks ties).
+            full = np.bincount(oa, minlength=nk) == self.top_k
+            if full.any() and len(na_):
+                least = np.full(nk, np.inf)
+                np.minimum.at(least, oa, os_)
+                floor = np.where(full, least, -np.inf)
+                keep = ns_ >= floor[na_]
+                na_, nb_, ns_ = na_[keep], nb_[keep], ns_[keep]
+            if self.min_score > 0:
+                keep = ns_ >= self.min_score
+                na_, nb_, ns_ = na_[keep], nb_[keep], ns_[keep]
+            ua = np.concatenate([oa, na_])
+            ub = np.concatenate([ob, nb_])
+            sums = np.concatenate([os_, ns_])
+        else:
+            ua, ub, sums = a, b, ns
+            if self.min_score > 0:
+                keep = sums >= self.min_score
+                ua, ub, sums = ua[keep], ub[keep], sums[keep]
         if len(ua):
-            gstart = np.flatnonzero(np.r_[True, ua[1:] != ua[:-1]])
-            pos = np.arange(len(ua)) - np.repeat(gstart, np.diff(np.r_[gstart, len(ua)]))
-            keep = pos < self.top_k
-            ua, ub, sums = ua[keep], ub[keep], sums[keep]
-        self.a = np.concatenate([self.a[~sel], ua])
-        self.b = np.concatenate([self.b[~sel], ub])
-        self.s = np.concatenate([self.s[~sel], sums])
+            # only keys with more than top_k candidates need ranking (the arrays keep no order)
+            big = np.bincount(ua, minlength=nk)[ua] > self.top_k
+            if big.any():
+                ba, bb, bs = ua[big], ub[big], sums[big]
+                o = self._rank_order(ba, bs, self._name_rank()[bb])
+                ba, bb, bs = ba[o], bb[o], bs[o]
+                gstart = np.flatnonzero(np.r_[True, ba[1:] != ba[:-1]])
+                pos = np.arange(len(ba)) - np.repeat(gstart, np.diff(np.r_[gstart, len(ba)]))
+                keep = pos < self.top_k
+                small = ~big
+                ua = np.concatenate([ua[small], ba[keep]])
+                ub = np.concatenate([ub[small], bb[keep]])
+                sums = np.concatenate([sums[small], bs[keep]])
+        rest = ~sel
+        self.a = np.concatenate([self.a[rest], ua])
+        self.b = np.concatenate([self.b[rest], ub])
+        self.s = np.concatenate([self.s[rest], sums])
         ta = np.flatnonzero(touched)
         self.key_epoch[ta] = np.where(self.has[ta], np.maximum(self.key_epoch[ta], epoch), epoch)
         self.has[ta] = True
@@ -237,6 +269,22 @@ class ArrayCoviewState:
         self.counts["epochs_applied"] += 1
         names = self.names
         return {names[i] for i in ta.tolist()}
+
+    @staticmethod
+    def _rank_order(ua: np.ndarray, sums: np.ndarray, rb: np.ndarray) -> np.ndarray:
+        """The order by key id, then score descending, then related key's name rank: the same as
+        ``np.lexsort((rb, -sums, ua))``, with one integer sort where the codes fit in 63 bits."""
+        m = len(sums)
+        nb = int(rb.max()) + 1 if m else 1
+        na = int(ua.max()) + 1 if m else 1
+        if na * m * nb >= 1 << 62:
+            return np.lexsort((rb, -sums, ua))
+        # dense rank of the score, descending (equal scores share a rank)
+        so = np.argsort(-sums)
+        sv = sums[so]
+        dense = np.empty(m, dtype=np.int64)
+        dense[so] = np.cumsum(np.r_[False, sv[1:] != sv[:-1]])
+        return np.argsort((ua * m + dense) * nb + rb)  # codes are distinct: (ua, ub) pairs are
 
     def _evict(self) -> None:
         over = self.size() - self.max_keys
@@ -263,10 +311,16 @@ class ArrayCoviewState:
         want[np.array(idx, dtype=np.int64)] = True
         sel = want[self.a]
         a, b, s = self.a[sel], self.b[sel], self.s[sel]
-        o = np.lexsort((self._name_rank()[b], -s, a))
+        if not len(a):
+            return out
+        o = self._rank_order(a, s, self._name_rank()[b])
+        a, b, s = a[o], b[o], s[o]
         known = self.names
-        for x, y, v in zip(a[o].tolist(), b[o].tolist(), s[o].tolist()):
-            out[known[x]].append((known[y], v))
+        rel = list(zip(map(known.__getitem__, b.tolist()), s.tolist()))
+        bounds = np.flatnonzero(np.r_[True, a[1:] != a[:-1], True]).tolist()
+        firsts = a[bounds[:-1]].tolist()
+        for x, i, j in zip(firsts, bounds[:-1], bounds[1:]):
+            out[known[x]] = rel[i:j]
         return out
 
     def top(self, key: str) -> list[tuple[str, float]]:

@@ -169,6 +169,67 @@ class PartitionWindower:
             self._fire_ready()
         return status
 
+    def batch_ok(self) -> bool:
+        """Whether :meth:`on_events` may be used (sliding windows, no idle advance)."""
+        return self.spec.kind == "sliding" and self.spec.idle_advance_ms is None
+
+    def on_events(self, events: list[tuple[str, str, int]]) -> list[int]:
+        """:meth:`on_event` for many views (only when :meth:`batch_ok`); returns the indices of the
+        late-dropped ones. The same state results: windows ready to fire are skipped by the
+        per-event checks either way, and fire once at the end instead of after each event."""
+        spec = self.spec
+        d, size, lat, maxk = spec.slide_ms, spec.size_ms, spec.lateness_ms, spec.max_keys
+        delay = spec.delay_ms
+        drop = spec.late_policy == "drop"
+        sliding, fire, push = self._sliding, self._fire, heapq.heappush
+        max_ts, floor = self.max_ts, self.punct
+        if self.idle_wm is not None and (floor is None or self.idle_wm > floor):
+            floor = self.idle_wm
+        seq = self._seq
+        dropped: list[int] = []
+        applied = 0
+        for i, (session, key, ts) in enumerate(events):
+            if max_ts is None:
+                wm = floor
+            else:
+                wm = max_ts - delay
+                if floor is not None and floor > wm:
+                    wm = floor
+            if wm is not None:
+                limit = wm - lat
+                if (ts // d) * d + size <= limit:
+                    if drop:
+                        dropped.append(i)
+                        continue
+                    applied += 1
+                    ts = wm
+            else:
+                limit = None
+            wins = sliding.get(session)
+            if wins is None:
+                wins = sliding[session] = {}
+            last = (ts // d) * d
+            for start in range(last - size + d, last + d, d):
+                end = start + size
+                if limit is not None and end <= limit:
+                    continue  # that window already fired (or is about to)
+                keys = wins.get(start)
+                if keys is None:
+                    keys = wins[start] = {}
+                    seq += 1
+                    push(fire, (end, seq, session, start))
+                if key not in keys and len(keys) < maxk:
+                    keys[key] = None
+            if max_ts is None or ts > max_ts:
+                max_ts = ts
+        self._seq, self.max_ts = seq, max_ts
+        if dropped:
+            self.counts["late_dropped"] += len(dropped)
+        if applied:
+            self.counts["late_applied"] += applied
+        self._fire_ready()
+        return dropped
+
     def _late(self) -> str:
         if self.spec.late_policy == "drop":
             self.counts["late_dropped"] += 1

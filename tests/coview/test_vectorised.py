@@ -1,0 +1,245 @@
+"""The vectorised and batched code paths of the shards against brute force and their per-event twins:
+pair counting with an owned-first-key mask, the array top-K state (pre-filtered merge, partial
+ranking), batched windowing and recent interests, and a whole shard fed in batches."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from hotpath.coview.interests import RecentInterests
+from hotpath.coview.pairs import KeyIds, count_pairs
+from hotpath.coview.settings import StreamingSettings
+from hotpath.coview.shard import ShardCore, partitions_of, shard_of
+from hotpath.coview.topk import ArrayCoviewState, CoviewState
+from hotpath.coview.windows import PartitionWindower, WindowSpec, pairs_of
+from hotpath.stores.base import LogRecord, partition_for
+
+from .reference import assert_same_ranking, sliding_windows, topk_reference
+
+MIN = 60_000
+T0 = 1_767_225_600_000
+
+
+def random_baskets(rng: random.Random, n: int, keys: int, max_size: int = 8) -> list[tuple[str, ...]]:
+    out = []
+    for _ in range(n):
+        size = rng.randrange(1, max_size + 1)
+        out.append(tuple(dict.fromkeys(f"k{int(rng.paretovariate(1.1)) % keys:03d}" for _ in range(size))))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_count_pairs_with_first_key_mask_matches_brute_force(seed: int) -> None:
+    rng = random.Random(seed)
+    baskets = random_baskets(rng, 300, 60)
+    ids = KeyIds()
+    g, k = ids.arrays(baskets)
+    assert ids.names == list(dict.fromkeys(x for b in baskets for x in b))  # ids in order of first sight
+    owned = np.array([shard_of(x, 3) == 1 for x in ids.names])
+    want: Counter = Counter()
+    for b in baskets:
+        pairs_of(list(b), want)
+    for mask in (None, owned):
+        a, bb, n = count_pairs(g, k, len(ids.names), mask)
+        got = {(ids.names[x], ids.names[y]): int(c) for x, y, c in zip(a, bb, n)}
+        expect = {p: c for p, c in want.items() if mask is None or shard_of(p[0], 3) == 1}
+        assert got == expect
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6, 7])
+@pytest.mark.parametrize("top_k,min_score", [(20, 0.0), (3, 0.0), (5, 1.5)])
+@pytest.mark.parametrize("decay", [0.95, 1.0])
+def test_array_state_equals_readable_state_exactly(seed: int, top_k: int, min_score: float, decay: float) -> None:
+    """Epochs with gaps (decay), integer counts (many ties; all of them without decay), keys
+    dropping out and coming back."""
+    rng = random.Random(seed)
+    arr = ArrayCoviewState(decay=decay, top_k=top_k, min_score=min_score)
+    ref = CoviewState(decay=decay, top_k=top_k, min_score=min_score)
+    epoch = 100
+    for _ in range(40):
+        epoch += rng.choice([1, 1, 1, 2, 5])
+        c: Counter = Counter()
+        for b in random_baskets(rng, rng.randrange(1, 80), 50):
+            pairs_of(list(b), c)
+        if not c:
+            continue
+        ref.apply_epoch(epoch, c)
+        ids = KeyIds()
+        pairs = sorted(c.items())
+        a = arr.ids_of([p[0][0] for p in pairs])
+        b = arr.ids_of([p[0][1] for p in pairs])
+        if rng.random() < 0.5:  # any order of the pairs
+            perm = np.array(rng.sample(range(len(pairs)), len(pairs)), dtype=np.int64)
+        else:
+            perm = np.arange(len(pairs))
+        n = np.array([p[1] for p in pairs], dtype=np.int64)
+        arr.apply(epoch, a[perm], b[perm], n[perm])
+        del ids
+        assert dict(arr.items()) == dict(ref.items())
+
+
+def test_array_state_matches_brute_force_reference() -> None:
+    rng = random.Random(11)
+    windows = []
+    for epoch in range(50, 90):
+        for b in random_baskets(rng, 40, 40):
+            windows.append((epoch, list(b)))
+    want = topk_reference(windows, decay=0.95, top_k=20)
+    st = ArrayCoviewState(top_k=20)
+    by_epoch: dict[int, list] = {}
+    for e, keys in windows:
+        by_epoch.setdefault(e, []).append(tuple(keys))
+    for e in sorted(by_epoch):
+        ids = KeyIds()
+        g, k = ids.arrays(by_epoch[e])
+        a, b, n = count_pairs(g, k, len(ids.names))
+        sid = st.ids_of(ids.names)
+        st.apply(e, sid[a], sid[b], n)
+    assert_same_ranking({k: v for k, v in st.items() if v}, want)
+
+
+def _events(seed: int, n: int, *, shuffle: float, grid: int = 1) -> list[tuple[str, str, int]]:
+    """Random views; times on a ``grid`` (ms) so that some fall on window and lateness boundaries."""
+    rng = random.Random(seed)
+    evs = [(f"s{rng.randrange(40)}", f"k{int(rng.paretovariate(1.2)) % 30:02d}",
+            T0 + rng.randrange(240 * MIN) // grid * grid) for _ in range(n)]
+    evs.sort(key=lambda e: e[2])
+    for i in range(len(evs)):  # some disorder: late events
+        if rng.random() < shuffle:
+            j = min(len(evs) - 1, i + rng.randrange(1, 200))
+            evs[i], evs[j] = evs[j], evs[i]
+    return evs
+
+
+@pytest.mark.parametrize("policy", ["drop", "apply"])
+@pytest.mark.parametrize("seed,grid", [(1, 1), (2, 1), (3, MIN), (4, MIN)])
+def test_batched_windowing_equals_per_event(policy: str, seed: int, grid: int) -> None:
+    spec = WindowSpec(size_ms=15 * MIN, slide_ms=5 * MIN, delay_ms=2 * MIN, lateness_ms=MIN, late_policy=policy,
+                      max_keys=6)
+    evs = _events(seed, 3000, shuffle=0.05, grid=grid)
+    one, many = PartitionWindower(spec), PartitionWindower(spec)
+    rng = random.Random(seed)
+    late_one, late_many = [], []
+    i = 0
+    while i < len(evs):
+        chunk = evs[i : i + rng.randrange(1, 400)]
+        for j, (s, k, t) in enumerate(chunk):
+            if one.on_event(s, k, t) == "late_dropped":
+                late_one.append(i + j)
+        late_many.extend(i + j for j in many.on_events(chunk))
+        if rng.random() < 0.1:
+            wm = chunk[-1][2] - 3 * MIN
+            one.punctuate(wm)
+            many.punctuate(wm)
+        assert one.complete_epoch() == many.complete_epoch()
+        assert {e: sorted(b) for e, b in one.drain().items()} == {e: sorted(b) for e, b in many.drain().items()}
+        i += len(chunk)
+    assert late_one == late_many
+    assert one.counts == many.counts
+    assert one._sliding == many._sliding and sorted(one._fire) == sorted(many._fire)
+
+
+def test_batched_recent_interests_equal_per_view() -> None:
+    rng = random.Random(3)
+    views = [(f"u{rng.randrange(30)}", f"c{rng.randrange(80)}", T0 + rng.randrange(400 * 3_600_000))
+             for _ in range(5000)]
+    a, b = RecentInterests(max_cats=10), RecentInterests(max_cats=10)
+    for v in views:
+        a.on_view(*v)
+    b.on_views(views)
+    assert a.users == b.users and a.dirty == b.dirty and a.drain_dirty() == b.drain_dirty()
+
+
+def _records(evs, partitions: int, *, poison_every: int = 0, seed: int = 0):
+    rng = random.Random(seed)
+    parts: dict[int, list[LogRecord]] = {p: [] for p in range(partitions)}
+
+    def put(key: bytes | None, value: bytes, p: int | None = None) -> None:
+        p = partition_for(key, partitions) if p is None else p
+        parts[p].append(LogRecord("t", p, len(parts[p]), key, value, 0))
+
+    for i, (s, k, t) in enumerate(evs):
+        user = s.split("-")[0]
+        obj = {"type": "view", "user": user, "session": s, "cat": k, "ts": t}
+        if rng.random() < 0.3:
+            obj["sent_ms"] = 1_700_000_000_000 + i
+        if rng.random() < 0.02:
+            obj["ts"] = float(t)  # off the fast path, same meaning
+        put(user.encode(), json.dumps(obj).encode())
+        if poison_every and i % poison_every == 0:
+            put(user.encode(), b'{"type":"view","user":"x"}')  # missing cat: dead letter
+            put(user.encode(), b'{"type":"order","user":"x","cat":"c","ts":%d}' % t)
+    last = max(t for _, _, t in evs)
+    for p in parts:
+        put(None, b'{"type":"watermark","ts":%d}' % (last + 10**8), p)
+    return parts
+
+
+def _run_shards(parts, settings: StreamingSettings, shards: int, rng: random.Random, *, batch: bool = True):
+    cores = [ShardCore(i, shards, partitions_of(i, shards, len(parts)), settings) for i in range(shards)]
+    if not batch:
+        for c in cores:
+            for st in c.parts.values():
+                st.windower.batch_ok = lambda: False  # the per-event path
+    offs = {p: 0 for p in parts}
+    inbox: dict[int, list] = {i: [] for i in range(shards)}
+    dead, late = [], []
+    while True:
+        moved = 0
+        complete = min(min(c.complete_epochs().values()) for c in cores)
+        for c in cores:
+            c.receive(inbox[c.index])
+            inbox[c.index] = []
+            c.apply_until(complete)
+            for p in sorted(c.parts):
+                recs = parts[p][offs[p] : offs[p] + rng.randrange(1, 700)]
+                if recs:
+                    ing = c.ingest(p, recs)
+                    dead += [(r.partition, r.offset, why) for r, why in ing.dead]
+                    late += [(r.partition, r.offset) for r in ing.late]
+                    offs[p] += len(recs)
+                    moved += len(recs)
+        for c in cores:
+            for d, contribs in c.drain_outbox().items():
+                inbox[d].extend(contribs)
+        if not moved and not any(inbox.values()):
+            complete = min(min(c.complete_epochs().values()) for c in cores)
+            for c in cores:
+                c.apply_until(complete)
+            break
+    related = {}
+    for c in cores:
+        related.update({k: v for k, v in c.state.items() if v})
+    return related, sorted(dead), sorted(late), cores
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_shards_fed_in_batches_match_brute_force(shards: int) -> None:
+    evs = [(f"u{s[1:]}", k, t) for s, k, t in _events(shards, 4000, shuffle=0.0)]
+    settings = StreamingSettings(watermark_delay_s=0, allowed_lateness_s=0)
+    got, dead, late, cores = _run_shards(_records(evs, 4, poison_every=97, seed=shards), settings, shards,
+                                         random.Random(shards))
+    want = topk_reference(sliding_windows(evs, 15 * MIN, 5 * MIN), decay=0.95, top_k=20)
+    assert_same_ranking(got, want)
+    assert len(dead) == len(range(0, len(evs), 97)) and not late
+    assert sum(c.counts["orders"] for c in cores) == len(dead)
+    assert sum(c.counts["views"] for c in cores) == len(evs)
+
+
+@pytest.mark.parametrize("policy", ["drop", "apply"])
+def test_shard_batch_path_equals_per_event_path_with_late_events(policy: str) -> None:
+    evs = [(f"u{s[1:]}", k, t) for s, k, t in _events(9, 4000, shuffle=0.08, grid=MIN)]
+    settings = StreamingSettings(watermark_delay_s=60, allowed_lateness_s=30, late_policy=policy)
+    parts = _records(evs, 4, poison_every=131, seed=9)
+    a = _run_shards(parts, settings, 2, random.Random(5), batch=True)
+    b = _run_shards(parts, settings, 2, random.Random(5), batch=False)
+    assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+    assert (len(a[2]) > 0) == (policy == "drop")
+    for x, y in zip(a[3], b[3]):
+        assert x.counters() == y.counters()
+        assert x.offsets() == y.offsets() and x.newest_sent() == y.newest_sent()
