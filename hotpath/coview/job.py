@@ -20,7 +20,7 @@ from hotpath.coview.coordinator import JobCoordinator
 from hotpath.coview.events import ViewEvent
 from hotpath.coview.generator import encode_fast
 from hotpath.coview.runner import ShardRunner
-from hotpath.errors import NotFound, ServiceError
+from hotpath.errors import NotFound
 from hotpath.stores.base import DimensionStore, EventIn, EventLog, HotCache, partition_for
 
 __all__ = [
@@ -233,22 +233,9 @@ class CoviewJobHandle:
 
 
 def _ensure_ray(settings: Settings) -> None:
-    import os
+    from hotpath.cluster.connect import connect_ray
 
-    # Ray resolves 127.0.0.1 to the machine's external address unless told it is not a cluster;
-    # must be set before ray is first imported (as `hotpath services up` and tests/conftest.py do).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    if not ray.is_initialized():
-        try:
-            ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False,
-                     _node_ip_address=settings.ray.host)
-        except Exception as exc:
-            raise ServiceError(
-                f"cannot reach the Ray cluster at {settings.ray.address}: {exc}", hint="start it with `hotpath services up`"
-            ) from exc
+    connect_ray(settings)
 
 
 def start_coview_job(settings: Settings) -> CoviewJobHandle:
