@@ -11,8 +11,9 @@ request would cost more on 2 cores than it saves). Local-copy misses read Redis 
 
 from __future__ import annotations
 
-import json
 import logging
+
+import orjson
 
 from ray import serve
 from starlette.requests import Request
@@ -46,7 +47,11 @@ def build_service(settings: Settings, *, local: bool = True):
 
 
 def _json(status: int, body: dict) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status, media_type=_JSON)
+    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+
+
+def _ok(body: bytes) -> Response:
+    return Response(body, media_type=_JSON)
 
 
 @serve.deployment(name="RecsIngress")
@@ -54,11 +59,11 @@ class RecsIngress:
     def __init__(self, settings: Settings, local: bool = True) -> None:
         from hotpath.recs.model import parse_bestsellers, parse_related
 
-        from hotpath.stores.redis_fast import AsyncZReader
+        from hotpath.recs.history import HistoryReader
 
         self.settings = settings
         self.service = build_service(settings, local=local)
-        self._areader = AsyncZReader(self.service.cache, settings)
+        self._areader = HistoryReader(self.service.cache, settings)
         if local:
             try:
                 log.info("recs replica warmed: %s", self.service.warm(masters=settings.recs.warm_masters))
@@ -75,11 +80,11 @@ class RecsIngress:
             if path.endswith("/related"):
                 q = self._parse_related(params, s)
                 res = self.service.related(q, await self._history(q.user_id))
-                return _json(200, res.to_json())
+                return _ok(res.to_bytes())
             if path.endswith("/bestsellers"):
                 b = self._parse_bestsellers(params, s)
                 res = self.service.bestsellers(b, await self._history(b.user_id))
-                return _json(200, res.to_json())
+                return _ok(res.to_bytes())
             if path.endswith("/metrics"):
                 return Response(self.service.metrics.exposition(), media_type="text/plain; version=0.0.4")
             if path.endswith("/healthz"):

@@ -32,11 +32,15 @@ class RecsMetrics:
         )
         self.hit_ratio = Gauge("recs_cache_hit_ratio", "Hit ratio per key family", ["family"], registry=r)
         self._counts: dict[tuple[str, str], int] = {}
+        self._children: dict[tuple[str, str], object] = {}
 
     def lookup(self, family: str, outcome: str, n: int = 1) -> None:
         if n:
-            self.lookups.labels(family, outcome).inc(n)
             key = (family, outcome)
+            c = self._children.get(key)
+            if c is None:
+                c = self._children[key] = self.lookups.labels(family, outcome)
+            c.inc(n)
             self._counts[key] = self._counts.get(key, 0) + n
 
     def hit_rates(self) -> dict[str, float]:

@@ -23,9 +23,9 @@ from hotpath.recs.keys import ALL_CATEGORIES, Keys
 from hotpath.recs.metrics import RecsMetrics
 from hotpath.recs.model import BestsellersQuery, Item, RecsResult, RelatedQuery
 from hotpath.recs.ranking import (
+    SIGNAL_NAMES,
     RowMerged,
     bestseller_cat_weights,
-    make_item,
     merge_rows,
     normalised,
     related_categories,
@@ -69,6 +69,7 @@ class RecsService:
         self._ztop_many = ztop_many or cache.ztop_many
         self.keys = Keys(settings.key_prefix)
         self.metrics = RecsMetrics()
+        self._latency = {e: self.metrics.latency.labels(e) for e in ("related", "bestsellers")}
         self.clock = clock
         self.local_ttl = settings.local_ttl_s if local else 0.0
         self._family_ttl = {"semantic": settings.local_semantic_ttl_s if local else 0.0}
@@ -274,9 +275,9 @@ class RecsService:
             cands = self._global(exclude)
         for r in fallbacks:
             self.metrics.fallbacks.labels("related", r).inc()
-        items = self.rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
-        self.metrics.latency.labels("related").observe(time.perf_counter() - t0)
-        return RecsResult(items, tuple(fallbacks), tuple(stale), q.widget)
+        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
+        self._latency["related"].observe(time.perf_counter() - t0)
+        return RecsResult(None, tuple(fallbacks), tuple(stale), q.widget, item_dicts=items)
 
     def _global(self, exclude: np.ndarray) -> RowMerged:
         lst = self._bestsellers([ALL_CATEGORIES])[ALL_CATEGORIES]
@@ -318,15 +319,20 @@ class RecsService:
             cands = self._global(none)
         for r in fallbacks:
             self.metrics.fallbacks.labels("bestsellers", r).inc()
-        items = self.rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
-        self.metrics.latency.labels("bestsellers").observe(time.perf_counter() - t0)
-        return RecsResult(items, tuple(fallbacks), (), q.widget)
+        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
+        self._latency["bestsellers"].observe(time.perf_counter() - t0)
+        return RecsResult(None, tuple(fallbacks), (), q.widget, item_dicts=items)
 
     # ------------------------------------------------------------------ rerank (vectorised)
     def rerank(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True) -> list[Item]:
         """Best pid per master from the local columns, the widget's rule, top ``k``.
 
         ``refresh`` re-reads rows older than the local TTL first (all rows without local copies)."""
+        return [Item.from_json(d) for d in self._rerank(cands, widget, k, refresh=refresh)]
+
+    def _rerank(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True) -> list[dict]:
+        """:meth:`rerank` as the items' JSON form (:meth:`Item.to_json`), built straight from the
+        columns: no per-item Candidate / Item objects on the serving path."""
         if not len(cands):
             return []
         rule: WidgetRule = self.settings.widgets[widget]
@@ -364,11 +370,39 @@ class RecsService:
             f = final[idx]
             kth = np.partition(-f, k - 1)[k - 1]
             idx = idx[-f <= kth]  # everything tied with the k-th too
-        order = sorted(idx.tolist(), key=lambda i: (-final[i], mids[rows[i]]))[:k]
+        fl = final[idx].tolist()
+        rl = rows[idx].tolist()
+        order = sorted(range(len(rl)), key=lambda j: (-fl[j], mids[rl[j]]))[:k]
+        sel = idx[order]
+        g = cands.signals
+        cols = [(name, g[name][sel].tolist()) for name in SIGNAL_NAMES]
+        base_l = base[sel].tolist()
+        promo_l = promo[sel].tolist()
+        best, cat = t.best, t.cat
         out = []
-        for i in order:
-            r = int(rows[i])
-            out.append(make_item(cands.candidate(i, mids[r]), t.best[r], t.cat[r], float(final[i]), bool(promo[i])))
+        for n, j in enumerate(order):
+            r = rl[j]
+            scores = {"base": base_l[n]}
+            signals = []
+            for name, col in cols:
+                v = col[n]
+                if v > 0:
+                    signals.append(name)
+                    scores[name] = v
+            a = best[r]
+            if a is None:
+                out.append({"master_id": mids[r], "pid": None, "category": cat[r], "score": fl[j],
+                            "signals": signals, "scores": scores, "price": None, "rating": None})  # fmt: skip
+                continue
+            if promo_l[n]:
+                signals.append("promo")
+                scores["boost"] = a.boost
+                if a.ad_bid:
+                    scores["ad_bid"] = a.ad_bid
+                if a.flash_sale:
+                    scores["flash_sale"] = 1.0
+            out.append({"master_id": mids[r], "pid": a.pid, "category": cat[r], "score": fl[j],
+                        "signals": signals, "scores": scores, "price": a.price, "rating": a.rating})  # fmt: skip
         return out
 
     def warm(self, *, masters: int = 0) -> dict[str, int]:

@@ -264,3 +264,40 @@ def test_expired_rows_are_re_read_in_the_background(memory_stack, catalog: Catal
             set_promo(cache, s.recs, top.pid, boost=float(catalog.pid_boost[j]), out_of_stock=bool(catalog.pid_oos[j]),
                       ad_bid=float(catalog.pid_ad_bid[j]), flash_sale=bool(catalog.pid_flash[j]))  # fmt: skip
         svc.close()
+
+
+def test_rerank_items_and_json_body_agree(memory_stack, catalog: Catalog) -> None:
+    """The serving path builds items' JSON straight from the columns; ``items`` (built lazily) and
+    the orjson body carry the same values as ``Item.to_json``."""
+    import json
+
+    svc = make_service(memory_stack)
+    try:
+        rng = random.Random(4)
+        for q in queries(catalog, rng, 10, list(svc.settings.widgets)):
+            res = svc.related(q)
+            body = json.loads(res.to_bytes())
+            assert body["items"] == as_json(res.items)
+            assert body == json.loads(json.dumps(res.to_json()))
+            assert body["fallbacks"] == list(res.fallbacks)
+    finally:
+        svc.close()
+
+
+@pytest.mark.services
+async def test_history_reader_matches_the_async_zreader(redis_sqlite, catalog: Catalog) -> None:
+    from hotpath.recs.history import HistoryReader
+    from hotpath.stores.redis_fast import AsyncZReader
+
+    s, cache, store = redis_sqlite
+    keys = Keys(s.recs.key_prefix)
+    new, old = HistoryReader(cache, s), AsyncZReader(cache, s)
+    try:
+        for u in ["u0", "u1", "u7", "u42", "nobody"]:
+            ks = [keys.recent_views(u), keys.recent_cats(u)]
+            for n in (1, 5, 10):
+                assert await new.ztop_many(ks, n) == await old.ztop_many(ks, n)
+        assert await new.ztop_many([], 5) == []
+    finally:
+        await new.close()
+        await old.close()
