@@ -59,11 +59,11 @@ class RecsIngress:
     def __init__(self, settings: Settings, local: bool = True) -> None:
         from hotpath.recs.model import parse_bestsellers, parse_related
 
-        from hotpath.recs.history import HistoryReader
+        from hotpath.stores.redis_fast import AsyncZReader
 
         self.settings = settings
         self.service = build_service(settings, local=local)
-        self._areader = HistoryReader(self.service.cache, settings)
+        self._areader = AsyncZReader(self.service.cache, settings)
         if local:
             try:
                 log.info("recs replica warmed: %s", self.service.warm(masters=settings.recs.warm_masters))

@@ -285,19 +285,17 @@ def test_rerank_items_and_json_body_agree(memory_stack, catalog: Catalog) -> Non
 
 
 @pytest.mark.services
-async def test_history_reader_matches_the_async_zreader(redis_sqlite, catalog: Catalog) -> None:
-    from hotpath.recs.history import HistoryReader
+async def test_async_history_reader_matches_the_cache(redis_sqlite, catalog: Catalog) -> None:
     from hotpath.stores.redis_fast import AsyncZReader
 
     s, cache, store = redis_sqlite
     keys = Keys(s.recs.key_prefix)
-    new, old = HistoryReader(cache, s), AsyncZReader(cache, s)
+    reader = AsyncZReader(cache, s)
     try:
         for u in ["u0", "u1", "u7", "u42", "nobody"]:
             ks = [keys.recent_views(u), keys.recent_cats(u)]
             for n in (1, 5, 10):
-                assert await new.ztop_many(ks, n) == await old.ztop_many(ks, n)
-        assert await new.ztop_many([], 5) == []
+                assert await reader.ztop_many(ks, n) == cache.ztop_many(ks, n)
+        assert await reader.ztop_many([], 5) == []
     finally:
-        await new.close()
-        await old.close()
+        await reader.close()
