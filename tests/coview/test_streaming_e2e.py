@@ -170,7 +170,9 @@ def test_killing_shards_and_the_job_at_random_points_changes_nothing(
 ) -> None:
     redis0, dims0, _ = clean_run
     tag = uuid.uuid4().hex[:8]
-    s = job_settings(settings, tmp_path, stream.topic, tag, max_records_per_step=300, checkpoint_interval_s=0.3)
+    # Small steps and a short interval: the job must still be mid-stream, with checkpoints committed,
+    # when each planned fault lands (a faster job finished the stream before the last one).
+    s = job_settings(settings, tmp_path, stream.topic, tag, max_records_per_step=60, checkpoint_interval_s=0.1)
     rng = random.Random(1234)
     total = sum(stream.ends.values())
     kill_at = sorted(rng.uniform(0.1, 0.6) * total for _ in range(3))
