@@ -158,3 +158,49 @@ def test_app_starters_extension_point() -> None:
         start_apps(s, "full", seen.append, [AppStarter("broken", broken)])
     with pytest.raises(ServiceError, match="cannot load"):
         start_apps(s, "full", seen.append, [AppStarter("missing", "hotpath.no_such_module:start")])
+
+
+class _HangingRay(RayService):
+    """A `ray start` that never returns, then one that exits 1 after writing Ray-like logs."""
+
+    start_timeout_s = 1.0
+    launch_tries = 2
+    calls = 0
+
+    def command(self) -> list[str]:
+        type(self).calls += 1
+        logs = self.temp_dir / "session_latest" / "logs"
+        if self.calls == 1:
+            return ["sh", "-c", "echo 'Local node IP: 127.0.0.1'; sleep 60"]
+        return ["sh", "-c", f"mkdir -p {logs}; echo 'gcs: bind failed: boom' > {logs}/gcs_server.out; exit 1"]
+
+
+def test_ray_start_that_hangs_is_ended_and_tried_again(isolated: Isolated, capsys) -> None:  # noqa: ANN001
+    import time
+
+    svc = _HangingRay(isolated.settings)
+    t0 = time.monotonic()
+    with pytest.raises(ServiceError) as err:
+        svc.launch()
+    assert time.monotonic() - t0 < 20
+    assert _HangingRay.calls == 2  # retried once after the hang
+    assert "did not return within 1s" in capsys.readouterr().err  # the first attempt, reported
+    line = err.value.one_line()
+    assert "`ray start` failed (exit code 1)" in line and "gcs_server.out: gcs: bind failed: boom" in line
+    assert svc.log_path.read_text().count("==== ") == 2
+    assert not _processes_running("Local node IP: 127.0.0.1'; sleep 60")  # the hung start was ended
+
+
+def _processes_running(fragment: str) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if fragment in cmd:
+                found.append(int(proc.name))
+    return found
