@@ -5,7 +5,8 @@ offline replay, and the memory the keyed state takes.
   then reads it to the end (every co-view and recent-interest write flushed to Redis): events / s
   from the first record read to the last write.
 - ``freshness_p99_ms``: then, with the job caught up, views are produced at ``rate`` for
-  ``seconds`` (event time running 300x the wall clock, so windows close every second). For each
+  ``seconds`` (event time running 300x the wall clock, so windows close every second), in batches
+  every 50 ms, generated beforehand and stamped with ``sent_ms`` as they are sent. For each
   sink write, produced -> visible in Redis: for ``user:recent_cats`` from the oldest event the write
   carries; for ``cat:co_view`` from the event that completed the window's epoch (the earliest
   moment that result could exist). ``freshness_p99_ms`` is the worse of the two p99s.
@@ -18,6 +19,7 @@ offline replay, and the memory the keyed state takes.
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import tempfile
 import time
@@ -37,6 +39,11 @@ from hotpath.coview.topk import CoviewState
 from hotpath.coview.windows import PartitionWindower, WindowSpec
 
 __all__ = ["run_bench", "state_memory"]
+
+_SPEED = 300.0
+"""Event time runs this many times faster than the wall clock in the freshness phase."""
+_TICK_S = 0.05
+"""The freshness phase produces one batch per tick (its events share a ``sent_ms``)."""
 
 
 def _p(values: list[float], q: float) -> float | None:
@@ -146,9 +153,10 @@ def bench_stream(
             cpu = sum(x.get("cpu_s", 0.0) for x in stats) - cpu0
             out["shard_cpu_us_per_event"] = round(cpu / max(1, n) * 1e6, 1)
         say(f"bench coview: {n:,} events in {dt:.1f}s = {out['events_per_s']:,} events/s")
-        ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
         say(f"bench coview: freshness phase, {rate:,.0f} events/s for {seconds:g}s")
-        produced, achieved = asyncio.run(_with_log(s, _produce_live, rate, seconds, t_start + 13 * 3_600_000))
+        batches = _live_batches(rate, seconds, t_start + 13 * 3_600_000, s.streaming.partitions)
+        ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
+        produced, achieved = asyncio.run(_with_log(s, _produce_live, batches))
         time.sleep(3.0)  # let the last windows close and land
         stats = handle.stats()
         co = [v for x in stats for v in x["coview_lag_ms"]]
@@ -159,6 +167,9 @@ def bench_stream(
             "recent_freshness_p50_ms": _p(rc, 50), "recent_freshness_p99_ms": _p(rc, 99),
             "coview_freshness_p50_ms": _p(co, 50), "coview_freshness_p99_ms": _p(co, 99),
             "coview_samples": len(co), "recent_samples": len(rc),
+            "step_p50_ms": _p([v for x in stats for v in x.get("step_ms", [])], 50),
+            "step_p99_ms": _p([v for x in stats for v in x.get("step_ms", [])], 99),
+            "checkpoint_max_ms": round(max([v for x in stats for v in x.get("checkpoint_ms", [])], default=0.0), 1),
         })  # fmt: skip
         p99s = [v for v in (out["recent_freshness_p99_ms"], out["coview_freshness_p99_ms"]) if v is not None]
         out["freshness_p99_ms"] = max(p99s) if p99s else None
@@ -210,24 +221,35 @@ async def _ends(log, s: Settings) -> dict[int, int]:
     return {p: await log.end_offset(s.streaming.topic, p) for p in range(n)}
 
 
-async def _produce_live(log, s: Settings, rate: float, seconds: float, ev0: int) -> tuple[int, float]:
-    """Sessions whose event time runs 300x the wall clock, produced at ``rate`` (stamped sent_ms)."""
-    from hotpath.coview.job import produce_events
+def _live_batches(rate: float, seconds: float, ev0: int, partitions: int) -> list[list[tuple[bytes, bytes]]]:
+    """The freshness phase's events, generated before it starts (generating them on the fly cost the
+    producer more CPU than producing them): per tick of ``_TICK_S``, ``(key, value without its
+    closing brace)``; the event time of tick ``i`` starts at ``ev0 + i * tick * speed``."""
+    from hotpath.coview.generator import encode_fast
 
-    speed = 300.0
-    tick_s = 0.25
-    per_tick = max(1, int(rate * tick_s))
+    per_tick = max(1, int(rate * _TICK_S))
+    out = []
+    for i in range(int(math.ceil(seconds / _TICK_S))):
+        batch = generate(sessions=max(1, per_tick // 5), users=20_000, clusters=40, cluster_size=25, noise_cats=2000,
+                         start_ms=ev0 + int(i * _TICK_S * 1000 * _SPEED), span_ms=int(_TICK_S * 1000 * _SPEED),
+                         gap_ms=(500, 2_000), seed=1000 + i)
+        out.append([(e.user.encode(), encode_fast(e)[:-1]) for e in batch.events[:per_tick]])
+    return out
+
+
+async def _produce_live(log, s: Settings, batches: list[list[tuple[bytes, bytes]]]) -> tuple[int, float]:
+    """Produce one prepared batch per tick, each record stamped with ``sent_ms`` as it is sent."""
+    from hotpath.coview.job import ensure_topic
+    from hotpath.stores.base import EventIn
+
+    await ensure_topic(log, s.streaming.topic, s.streaming.partitions)
     t0 = time.time()
     produced = 0
-    i = 0
-    while time.time() - t0 < seconds:
-        now_ev = ev0 + int((time.time() - t0) * 1000 * speed)
-        batch = generate(sessions=max(1, per_tick // 6), users=20_000, clusters=40, cluster_size=25, noise_cats=2000,
-                         start_ms=now_ev, span_ms=int(tick_s * 1000 * speed), gap_ms=(500, 2_000), seed=1000 + i)
-        produced += await produce_events(log, s.streaming.topic, batch.events, partitions=s.streaming.partitions,
-                                         batch=20_000)
-        i += 1
-        ahead = t0 + i * tick_s - time.time()
+    for i, batch in enumerate(batches):
+        tail = b',"sent_ms":%d}' % int(time.time() * 1000)
+        await log.append(s.streaming.topic, [EventIn(value=v + tail, key=k) for k, v in batch])
+        produced += len(batch)
+        ahead = t0 + (i + 1) * _TICK_S - time.time()
         if ahead > 0:
             await asyncio.sleep(ahead)
     return produced, produced / (time.time() - t0)

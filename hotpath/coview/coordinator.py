@@ -6,10 +6,13 @@ by :class:`hotpath.actors.coview_shard.RayShardRef`). No Ray here.
 
 Each round calls ``step`` on every shard at once with the pair counts routed to it in the previous
 round and the *global complete epoch* (the minimum over all partitions), then routes what they
-return. Every ``checkpoint_interval_s`` (and on stop) it delivers what is in flight and has every
-shard save checkpoint ``cid``; only when all have saved does it commit ``cid``. On any shard
-failure it restores every shard to the committed checkpoint and goes on: what was processed since
-is replayed from the checkpointed offsets, deterministically, into idempotent sinks.
+return. Every ``checkpoint_interval_s`` it delivers what is in flight and has every shard snapshot
+checkpoint ``cid`` without waiting for it (:meth:`JobCoordinator.begin_checkpoint`): each shard
+saves its snapshot once its earlier sink writes landed and says so in a later report; when all
+have, ``cid`` is committed. At most one checkpoint is in flight. On stop (and in
+:meth:`JobCoordinator.checkpoint`) the checkpoint is taken and committed synchronously. On any
+shard failure it restores every shard to the committed checkpoint and goes on: what was processed
+since is replayed from the checkpointed offsets, deterministically, into idempotent sinks.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class ShardRef(Protocol):
     async def step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0) -> dict[str, Any]: ...
 
     async def checkpoint(
-        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0
+        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0, wait: bool = True
     ) -> dict[str, Any]: ...
 
     async def stats(self) -> dict[str, Any]: ...
@@ -73,6 +76,9 @@ class JobCoordinator:
         self.rounds = 0
         self.recoveries = 0
         self.checkpoints = 0
+        self.in_flight: int | None = None
+        """The checkpoint begun and not yet saved by every shard (at most one)."""
+        self.saved: dict[int, int | None] = {}
         self.last_error: str | None = None
         self._on_recover = on_recover
         self._stop = asyncio.Event()
@@ -105,6 +111,7 @@ class JobCoordinator:
         )
         self.inbound = [[] for _ in self.shards]
         self.complete, self.offsets, self.newest_sent = {}, {}, {}
+        self.in_flight, self.saved = None, {}
         for r in reports:
             self._absorb(r)
 
@@ -114,6 +121,12 @@ class JobCoordinator:
         self.newest_sent.update(report["newest_sent"])
         for dest, contribs in report["outbox"].items():
             self.inbound[dest].extend(contribs)
+        shard = report.get("shard")
+        if shard is not None:
+            self.saved[shard] = report.get("saved")
+            if self.in_flight is not None and report.get("save_failed") == self.in_flight:
+                log.warning("co-view job: shard %s could not save checkpoint %s; giving it up", shard, self.in_flight)
+                self.in_flight = None
 
     def global_complete(self) -> int:
         if len(self.complete) < self.partitions:
@@ -139,21 +152,45 @@ class JobCoordinator:
 
     async def checkpoint(self) -> int:
         """Deliver what is in flight, have every shard save, then commit. Returns the id."""
-        s = self.settings
+        self.in_flight = None  # superseded: this one waits for its saves
         cid = (self.committed or 0) + 1
+        await self._checkpoint_call(cid, wait=True)
+        await self._commit(cid)
+        return cid
+
+    async def begin_checkpoint(self) -> int | None:
+        """Have every shard snapshot checkpoint ``cid`` and save it behind its sink writes; it is
+        committed by :meth:`commit_saved` once all report it saved. ``None`` while one is in flight."""
+        if self.in_flight is not None:
+            return None
+        cid = (self.committed or 0) + 1
+        await self._checkpoint_call(cid, wait=False)
+        self.in_flight = cid
+        return cid
+
+    async def commit_saved(self) -> int | None:
+        """Commit the checkpoint in flight if every shard reported it saved; returns it then."""
+        cid = self.in_flight
+        if cid is None or len(self.saved) < len(self.shards) or any(v != cid for v in self.saved.values()):
+            return None
+        await self._commit(cid)
+        self.in_flight = None
+        return cid
+
+    async def _checkpoint_call(self, cid: int, *, wait: bool) -> None:
         complete, trigger = self.global_complete(), self._trigger_sent()
         inbound, self.inbound = self.inbound, [[] for _ in self.shards]
         reports = await asyncio.gather(
-            *(sh.checkpoint(cid, inbound[i], complete, trigger) for i, sh in enumerate(self.shards))
+            *(sh.checkpoint(cid, inbound[i], complete, trigger, wait) for i, sh in enumerate(self.shards))
         )
         for r in reports:
             self._absorb(r)
-        await asyncio.to_thread(
-            self.commits.commit, cid, shards=s.shards, partitions=self.partitions, topic=s.topic
-        )
+
+    async def _commit(self, cid: int) -> None:
+        s = self.settings
+        await asyncio.to_thread(self.commits.commit, cid, shards=s.shards, partitions=self.partitions, topic=s.topic)
         self.committed = cid
         self.checkpoints += 1
-        return cid
 
     async def recover(self, exc: BaseException) -> None:
         """Restore every shard to the committed checkpoint (retrying while shards restart)."""
@@ -180,9 +217,10 @@ class JobCoordinator:
             while not self._stop.is_set():
                 try:
                     await self.round()
+                    await self.commit_saved()
                     if self.clock() - last >= self.settings.checkpoint_interval_s:
-                        await self.checkpoint()
-                        last = self.clock()
+                        if await self.begin_checkpoint() is not None:
+                            last = self.clock()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -208,6 +246,7 @@ class JobCoordinator:
             "offsets": dict(sorted(self.offsets.items())),
             "complete_epoch": self.global_complete(),
             "committed": self.committed,
+            "checkpoint_in_flight": self.in_flight,
             "rounds": self.rounds,
             "checkpoints": self.checkpoints,
             "recoveries": self.recoveries,

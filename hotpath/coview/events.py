@@ -6,7 +6,9 @@ One event is one JSON object (UTF-8)::
      "cat": "electronics", "ts": 1767225600000}
 
 ``ts`` is the event time in ms since the epoch. ``type`` defaults to ``view``; ``session``
-defaults to the user; ``pid`` and ``master`` are optional for co-views. A special ``watermark``
+defaults to the user; ``pid`` and ``master`` are optional for co-views. An ``order`` event has the
+same fields plus ``qty`` (a positive integer, default 1) and needs ``master`` (the rollup store
+counts sales per master); it goes to the rollup store, not to the co-view windows. A special ``watermark``
 record (``{"type": "watermark", "ts": ...}``) is a punctuation: it advances its partition's
 watermark without being a view (used at the end of replays and by the generator).
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+import orjson
 
 from hotpath.errors import BadInput
 
@@ -39,6 +43,8 @@ MAX_TS_MS = 4_102_444_800_000
 """2100-01-01T00:00:00Z: anything later is an absurd event time."""
 EVENT_TYPES = frozenset({"view", "order", "watermark"})
 _MAX_FIELD = 256
+MAX_QTY = 1_000_000
+"""An order of more units than this is absurd (dead letter)."""
 
 
 class PoisonedEvent(BadInput):
@@ -67,6 +73,8 @@ class ViewEvent:
     master: str = ""
     sent_ms: int = 0
     """Wall time the producer sent it (ms), when it says; used to measure freshness."""
+    qty: int = 1
+    """Units ordered (``order`` events only)."""
 
 
 def _text(obj: dict, name: str, *, required: bool) -> str:
@@ -95,7 +103,7 @@ def parse_event(raw: bytes | str) -> ViewEvent:
 
 
 def decode_batch(raws: list[bytes]) -> list | None:
-    """Decode many JSON objects with one ``json.loads`` (several times cheaper than one call each).
+    """Decode many JSON objects with one ``orjson.loads`` (several times cheaper than one call each).
 
     Returns one decoded value per record, or ``None`` when the batch cannot be decoded that way
     with certainty (then decode each record on its own, which also names the bad ones).
@@ -103,8 +111,8 @@ def decode_batch(raws: list[bytes]) -> list | None:
     if not raws or not all(r[:1] == b"{" and r[-1:] == b"}" for r in raws):
         return None
     try:
-        objs = json.loads(b"[" + b",".join(raws) + b"]")
-    except (ValueError, UnicodeDecodeError):
+        objs = orjson.loads(b"[" + b",".join(raws) + b"]")
+    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError):
         return None
     if len(objs) != len(raws) or not all(type(o) is dict for o in objs):
         return None
@@ -143,6 +151,13 @@ def event_from_object(obj: object) -> ViewEvent:
         pid = _text(obj, "pid", required=False)
         master = _text(obj, "master", required=False)
     sent = get("sent_ms", 0)
+    qty = 1
+    if kind == "order":
+        if not master:
+            raise PoisonedEvent("missing field 'master' (an order needs it)")
+        qty = get("qty", 1)
+        if type(qty) is not int or not 0 < qty <= MAX_QTY:
+            raise PoisonedEvent(f"field 'qty' must be an integer in 1..{MAX_QTY}")
     return ViewEvent(
         kind,
         user,
@@ -152,6 +167,7 @@ def event_from_object(obj: object) -> ViewEvent:
         pid,
         master,
         int(sent) if type(sent) is int or type(sent) is float else 0,
+        qty,
     )
 
 
@@ -166,4 +182,6 @@ def encode_event(ev: ViewEvent) -> bytes:
         obj["master"] = ev.master
     if ev.sent_ms:
         obj["sent_ms"] = ev.sent_ms
+    if ev.type == "order" and ev.qty != 1:
+        obj["qty"] = ev.qty
     return json.dumps(obj, separators=(",", ":")).encode()

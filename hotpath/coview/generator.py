@@ -3,7 +3,8 @@
 Categories ``c0000`` .. are split into *clusters* of ``cluster_size`` (the planted structure: each
 category's planted related keys are the other members of its cluster) and a tail of noise
 categories. Each user session picks one cluster and views several of its members a few seconds
-to a minute apart, plus a few noise views drawn with Zipf-like popularity. Event times move
+to a minute apart, plus a few noise views drawn with Zipf-like popularity; with ``order_fraction``
+some sessions end with an order of one of the categories viewed. Event times move
 forward through ``span_ms``; with ``jitter_ms`` events arrive slightly out of order, with
 ``late_fraction`` some arrive far too late, with ``poison_fraction`` some are not valid events.
 Deterministic for a given seed.
@@ -57,6 +58,8 @@ def encode_fast(ev: ViewEvent) -> bytes:
     extra = b',"master":"%s"' % ev.master.encode() if ev.master else b""
     if ev.sent_ms:
         extra += b',"sent_ms":%d' % ev.sent_ms
+    if ev.type == "order" and ev.qty != 1:
+        extra += b',"qty":%d' % ev.qty
     return b'{"type":"%s","user":"%s","session":"%s","cat":"%s","ts":%d,"pid":"%s"%s}' % (
         ev.type.encode(), ev.user.encode(), ev.session.encode(), ev.cat.encode(), ev.ts, ev.pid.encode(), extra,
     )
@@ -78,6 +81,7 @@ def generate(
     late_fraction: float = 0.0,
     late_by_ms: int = 3_600_000,
     poison_fraction: float = 0.0,
+    order_fraction: float = 0.0,
     seed: int = 7,
 ) -> GeneratedEvents:
     rng = random.Random(seed)
@@ -103,6 +107,11 @@ def generate(
         for cat in cats:
             events.append(ViewEvent("view", user, user, cat, t, pid=f"p{cat}-{rng.randrange(50)}"))
             t += rng.randint(*gap_ms)
+        if order_fraction and cats and rng.random() < order_fraction:  # the session ends with an order
+            cat = rng.choice(cats)
+            k = rng.randrange(5)
+            events.append(ViewEvent("order", user, user, cat, t, pid=f"p{cat}-{k}", master=f"m{cat}-{k}",
+                                    qty=rng.randint(1, 3)))
     arrival = [ev.ts + (rng.randrange(jitter_ms) if jitter_ms else 0) for ev in events]
     for i in range(len(events)):
         if late_fraction and rng.random() < late_fraction:

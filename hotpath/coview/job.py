@@ -22,6 +22,7 @@ from hotpath.coview.generator import encode_fast
 from hotpath.coview.runner import ShardRunner
 from hotpath.errors import NotFound
 from hotpath.stores.base import DimensionStore, EventIn, EventLog, HotCache, partition_for
+from hotpath.stores.rollups import RollupStore
 
 __all__ = [
     "CoviewJobHandle",
@@ -90,7 +91,7 @@ async def produce_events(
     for ev in events:
         if isinstance(ev, ViewEvent):
             if stamp:
-                ev = ViewEvent(ev.type, ev.user, ev.session, ev.cat, ev.ts, ev.pid, ev.master, now)
+                ev = ViewEvent(ev.type, ev.user, ev.session, ev.cat, ev.ts, ev.pid, ev.master, now, ev.qty)
             buf.append(EventIn(value=encode_fast(ev), key=ev.user.encode() if ev.user else None))
         else:
             buf.append(EventIn(value=ev[1], key=ev[0]))
@@ -120,8 +121,8 @@ class _LocalRef:
     async def step(self, inbound, complete, trigger_sent_ms=0):
         return await self.runner.step(inbound, complete, trigger_sent_ms)
 
-    async def checkpoint(self, cid, inbound, complete, trigger_sent_ms=0):
-        return await self.runner.checkpoint(cid, inbound, complete, trigger_sent_ms)
+    async def checkpoint(self, cid, inbound, complete, trigger_sent_ms=0, wait=True):
+        return await self.runner.checkpoint(cid, inbound, complete, trigger_sent_ms, wait)
 
     async def stats(self):
         return await self.runner.stats()
@@ -137,10 +138,11 @@ class LocalJob:
         event_log: EventLog,
         cache: HotCache,
         dims: DimensionStore | None,
+        rollups: RollupStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.event_log, self.cache, self.dims = event_log, cache, dims
+        self.event_log, self.cache, self.dims, self.rollups = event_log, cache, dims, rollups
         self.clock = clock
         self.runners: list[ShardRunner] = []
         self.crash_next = False
@@ -155,7 +157,7 @@ class LocalJob:
                 await r.close()
             self.runners = [
                 ShardRunner(i, s.shards, s, self.settings.runtime_dir, event_log=self.event_log, cache=self.cache,
-                            dims=self.dims, clock=self.clock)
+                            dims=self.dims, rollups=self.rollups, clock=self.clock)
                 for i in range(s.shards)
             ]
         return [_LocalRef(r) for r in self.runners]
@@ -173,9 +175,10 @@ class LocalJob:
                 raise TimeoutError("the co-view job did not catch up in time")
             try:
                 read = await c.round()
+                await c.commit_saved()
                 if self.clock() - last >= self.settings.streaming.checkpoint_interval_s:
-                    await c.checkpoint()
-                    last = self.clock()
+                    if await c.begin_checkpoint() is not None:  # as the driver does: saved behind the sinks
+                        last = self.clock()
             except Exception as exc:
                 await c.recover(exc)
                 quiet = 0

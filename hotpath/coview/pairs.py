@@ -56,6 +56,18 @@ class KeyIds:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
 
+    def flatten(self, baskets: Sequence[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """``(key id of every key of every basket, basket sizes)`` (int32); new keys get ids in order."""
+        ids, names = self.ids, self.names
+        flat = list(chain.from_iterable(baskets))
+        for key in dict.fromkeys(flat):
+            if key not in ids:
+                ids[key] = len(names)
+                names.append(key)
+        k = np.fromiter(map(ids.__getitem__, flat), dtype=np.int32, count=len(flat))
+        sizes = np.fromiter(map(len, baskets), dtype=np.int32, count=len(baskets))
+        return k, sizes
+
     def arrays(self, baskets: Sequence[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
         """``(group, key id)`` of every key of every basket; new keys get ids in order of first sight."""
         ids, names = self.ids, self.names

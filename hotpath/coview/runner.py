@@ -7,12 +7,16 @@ The coordinator calls, strictly one at a time:
 - ``restore(cid, partitions)``: state and offsets of checkpoint ``cid`` (fresh when ``None``);
 - ``step(inbound, complete, trigger_sent_ms)``: take pair counts routed from other shards, apply the
   epochs every partition completed, read up to ``max_records_per_step`` per partition, queue sink
-  writes (while busy, gathered for up to ``sink_interval_s``: each changed key written once with its
-  newest value), and return the pair counts for other shards, the partitions' complete epochs and
+  writes (while busy, gathered for up to ``sink_interval_s``, ``sink_backlog_interval_s`` while a
+  step reads full batches: each changed key written once with its newest value), and return the pair counts for other shards, the partitions' complete epochs and
   offsets;
-- ``checkpoint(cid, inbound, complete, trigger_sent_ms)``: the same without reading, then flush the
-  sinks, then save state + offsets under ``cid`` in one transaction (sinks, state, offsets: in
-  that order).
+- ``checkpoint(cid, inbound, complete, trigger_sent_ms, wait)``: the same without reading, plus the
+  dimension rows and order events gathered since the last one, then a snapshot of state + offsets.
+  With ``wait`` it flushes the sinks and saves the snapshot under ``cid`` in one transaction before
+  returning; without, the snapshot is queued behind the sink writes as a *barrier* and saved by the
+  sink thread once every earlier write landed (the shard goes on meanwhile), and later reports say
+  ``saved: cid``. Either way: sinks, then state + offsets. Reports only count checkpoints begun
+  since the last ``restore``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +34,7 @@ from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.shard import Contribution, ShardCore
 from hotpath.coview.sinks import SinkBatch, SinkWriter
 from hotpath.stores.base import DimensionStore, EventIn, EventLog, HotCache, LogRecord
+from hotpath.stores.rollups import RollupStore
 
 __all__ = ["ShardRunner", "dlq_topic", "late_topic"]
 
@@ -68,14 +74,18 @@ class ShardRunner:
         event_log: EventLog,
         cache: HotCache,
         dims: DimensionStore | None,
+        rollups: RollupStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.index, self.shards, self.settings = index, shards, streaming
         self.log, self.cache, self.dims = event_log, cache, dims
+        # Records are only read for topic, partition, offset, key and value: a log may hand out its
+        # own record objects with those attributes (KafkaEventLog.read_records) instead of LogRecords.
+        self._read = getattr(event_log, "read_records", event_log.read)
         self.clock = clock
         self.ckpt = ShardCheckpoints(checkpoint_dir(runtime_dir, streaming.job_id) / f"shard-{index}.sqlite")
         self.sinks = SinkWriter(
-            cache, dims, prefix=streaming.key_prefix, recent_ttl_s=streaming.recent_ttl_s,
+            cache, dims, rollups=rollups, order_source=streaming.topic, prefix=streaming.key_prefix, recent_ttl_s=streaming.recent_ttl_s,
             queue_max=streaming.sink_queue_max, dim_batch=streaming.dimension_batch,
         )
         self.core = ShardCore(index, shards, [], streaming, clock=clock)
@@ -86,6 +96,11 @@ class ShardRunner:
         self._co_sent = 0
         self._recent_sent = 0
         self._flushed_at = time.monotonic()
+        self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
+        self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
+        self._generation = 0
+        self.saved: tuple[int, int] | None = None  # (generation, cid) of the newest checkpoint saved
+        self.save_failed: tuple[int, int] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
@@ -100,9 +115,17 @@ class ShardRunner:
         self.partitions = sorted(partitions)
         self.restored_cid = cid
         self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0  # the replay marks them again
+        self._generation += 1  # checkpoints begun before this restore are never reported
         return self._report({})
 
     async def step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            return await self._step(inbound, complete, trigger_sent_ms)
+        finally:
+            self.step_ms.append((time.perf_counter() - t0) * 1000.0)
+
+    async def _step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int) -> dict[str, Any]:
         core, s = self.core, self.settings
         core.receive(inbound)
         changed = core.apply_epochs(complete)
@@ -110,15 +133,16 @@ class ShardRunner:
             self._co_dirty |= changed
             if trigger_sent_ms and not self._co_sent:
                 self._co_sent = trigger_sent_ms
+        read = self._read
         reads = await asyncio.gather(
-            *(self.log.read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
+            *(read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
         )
         n = sum(len(r) for r in reads)
         if n == 0 and self.partitions and s.read_timeout_s > 0:
             reads = await asyncio.gather(
                 *(
-                    self.log.read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step,
-                                  timeout_s=s.read_timeout_s)
+                    read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step,
+                         timeout_s=s.read_timeout_s)
                     for p in self.partitions
                 )
             )
@@ -140,11 +164,12 @@ class ShardRunner:
             self._recent_sent = oldest
         batch = SinkBatch()
         now = time.monotonic()
-        if n == 0 or now - self._flushed_at >= s.sink_interval_s:
+        behind = any(len(r) >= s.max_records_per_step for r in reads)
+        if n == 0 or now - self._flushed_at >= (s.sink_backlog_interval_s if behind else s.sink_interval_s):
             self._gather(batch)
             self._flushed_at = now
-        if len(core.dims_dirty) >= s.dimension_batch:
-            batch.dims = core.drain_dims()
+        if core.orders and core.order_count() >= s.order_batch:
+            batch.orders = core.drain_orders()
         if dead:
             await self.log.append(dlq_topic(s.topic), dead)
             self.side["dead"] += len(dead)
@@ -155,7 +180,16 @@ class ShardRunner:
         return self._report(core.drain_outbox(), read=n)
 
     async def checkpoint(
-        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0
+        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0, wait: bool = True
+    ) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            return await self._checkpoint(cid, inbound, complete, trigger_sent_ms, wait)
+        finally:
+            self.checkpoint_ms.append((time.perf_counter() - t0) * 1000.0)
+
+    async def _checkpoint(
+        self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int, wait: bool
     ) -> dict[str, Any]:
         core = self.core
         core.receive(inbound)
@@ -167,10 +201,28 @@ class ShardRunner:
         batch = SinkBatch()
         self._gather(batch)
         batch.dims = core.drain_dims()
+        batch.orders = core.drain_orders()
         await self._submit(batch)
-        await asyncio.to_thread(self.sinks.flush)
-        blob = core.snapshot()
-        await asyncio.to_thread(self.ckpt.save, cid, core.offsets(), blob)
+        blob, offsets = core.snapshot(), core.offsets()
+        if wait:
+            await asyncio.to_thread(self.sinks.flush)
+            await asyncio.to_thread(self.ckpt.save, cid, offsets, blob)
+            self.saved = (self._generation, cid)
+        else:  # saved by the sink thread once every write before it landed; reported by later calls
+            gen = self._generation
+
+            def save() -> None:
+                try:
+                    self.ckpt.save(cid, offsets, blob)
+                    self.saved = (gen, cid)
+                except Exception as exc:  # reported: the driver gives this checkpoint up
+                    log.warning("co-view shard %d: saving checkpoint %d failed: %s", self.index, cid, exc)
+                    self.save_failed = (gen, cid)
+
+            if self.sinks._q.full():  # backpressure, without blocking the event loop
+                await asyncio.to_thread(self.sinks.submit_barrier, save)
+            else:
+                self.sinks.submit_barrier(save)
         return self._report({}, snapshot_bytes=len(blob))
 
     def _gather(self, batch: SinkBatch) -> None:
@@ -205,6 +257,8 @@ class ShardRunner:
             "complete": core.complete_epochs(),
             "offsets": core.offsets(),
             "newest_sent": core.newest_sent(),
+            "saved": self.saved[1] if self.saved and self.saved[0] == self._generation else None,
+            "save_failed": self.save_failed[1] if self.save_failed and self.save_failed[0] == self._generation else None,
             **extra,
         }
 
@@ -222,11 +276,15 @@ class ShardRunner:
             "cpu_s": time.process_time(),  # the whole process (the actor's), for CPU per event
             "coview_lag_ms": list(self.sinks.coview_lag_ms),
             "recent_lag_ms": list(self.sinks.recent_lag_ms),
+            "step_ms": list(self.step_ms),
+            "checkpoint_ms": list(self.checkpoint_ms),
         }
 
     def reset_lags(self) -> None:
         self.sinks.coview_lag_ms.clear()
         self.sinks.recent_lag_ms.clear()
+        self.step_ms.clear()
+        self.checkpoint_ms.clear()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sinks.close)

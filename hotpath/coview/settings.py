@@ -75,18 +75,26 @@ class StreamingSettings(BaseModel):
     """Bound on users held per event-log partition; the least recently seen go first."""
 
     # ---------------------------------------------------------------- runtime
-    max_records_per_step: int = Field(4000, ge=1)
+    max_records_per_step: int = Field(20_000, ge=1)
     """Records one shard reads per partition per step (bounds work in flight)."""
     read_timeout_s: float = Field(0.05, ge=0)
     checkpoint_interval_s: float = Field(5.0, ge=0)
     sink_queue_max: int = Field(8, ge=1)
     """Sink batches queued per shard; a slow sink blocks the shard when the queue is full."""
     dimension_batch: int = Field(500, ge=1)
-    """Dimension-store rows written per batch."""
+    """Dimension-store rows written per call. The dimension store is written at every checkpoint
+    (the changed keys' top-K as of then): it is not on the freshness path, Redis is."""
+    order_batch: int = Field(5000, ge=1)
+    """Order events are written to the rollup store at every checkpoint, and sooner once a shard
+    holds this many."""
     sink_interval_s: float = Field(0.25, ge=0)
     """While a shard is busy, its Redis writes are gathered for up to this long (a key written once
     with its newest value instead of once a step); 0 writes every step. Idle steps and checkpoints
     always write. Only when, never what: every write is a full replacement."""
+    sink_backlog_interval_s: float = Field(2.0, ge=0)
+    """The same while the shard works through a backlog (a step read ``max_records_per_step`` from a
+    partition): each key is then written at most once per this long instead of once per
+    ``sink_interval_s``; nobody waits on those writes but the end of the backlog."""
 
     @model_validator(mode="after")
     def _consistent(self) -> StreamingSettings:

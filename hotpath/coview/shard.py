@@ -41,11 +41,17 @@ from hotpath.coview.topk import ArrayCoviewState
 from hotpath.coview.windows import LATE_DROPPED, NO_EPOCH, PartitionWindower, WindowSpec
 from hotpath.stores.base import LogRecord
 
-__all__ = ["ShardCore", "shard_of", "partitions_of", "Contribution", "Ingested"]
+__all__ = ["ShardCore", "shard_of", "partitions_of", "Contribution", "Ingested", "OrderRow"]
 
-Contribution = tuple[int, list[tuple[str, ...]]]
-"""``(epoch, baskets)`` sent from the shard owning a partition to every shard owning a key of a
-basket (a basket: the distinct keys of one fired window)."""
+OrderRow = tuple[int, str, str, int, int, str]
+"""``(offset, master, cat, qty, ts_ms, pid)`` of one order event; the offset makes its write to the
+rollup store idempotent (:meth:`hotpath.stores.rollups.RollupStore.record_order_batch`)."""
+
+Contribution = tuple[int, list[str], np.ndarray, np.ndarray]
+"""``(epoch, names, keys, sizes)``: baskets (a basket: the distinct keys of one fired window) sent
+from the shard owning a partition to every shard owning a key of them, as arrays: ``keys`` indexes
+``names`` (every basket's keys one after the other), ``sizes`` the length of each basket. Compact
+to pickle (Ray sends it through the driver) and turned into state ids with one lookup per name."""
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -67,6 +73,7 @@ class Ingested:
     late: list[LogRecord] = field(default_factory=list)
     """Late records dropped by policy (the late stream)."""
     views: int = 0
+    orders: int = 0
     newest_sent_ms: int = 0
     oldest_sent_ms: int = 0
 
@@ -108,9 +115,13 @@ class ShardCore:
             max_keys=settings.max_keys_per_shard,
         )
         self.dims_dirty: set[str] = set()
-        self.pending: dict[int, list[tuple[str, ...]]] = {}
+        self.orders: dict[int, list[OrderRow]] = {}
+        """Order events read and not yet handed to the rollup sink, per partition, in offset order."""
+        self.pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        """Baskets waiting for their epoch: ``(state ids of every basket's keys, basket sizes)`` chunks."""
         self.counts: Counter = Counter()
         self._owner: dict[str, int] = {}
+        self._owned = np.zeros(0, dtype=bool)
 
     def _new_partition(self, offset: int) -> _Partition:
         s = self.settings
@@ -145,7 +156,7 @@ class ShardCore:
         viewers: list[tuple[str, str, int]] = []  # (user, key, ts), for recent interests
         view_recs: list[LogRecord] = []
         newest = oldest = 0
-        orders = 0
+        order_rows: list[OrderRow] = []
         lo, hi, maxf = MIN_TS_MS, MAX_TS_MS, _MAX_FIELD
 
         def flush() -> None:
@@ -210,8 +221,8 @@ class ShardCore:
                 flush()
                 out.views += n_views
                 win.punctuate(ev.ts)
-            else:
-                orders += 1
+            else:  # an order: to the rollup store, keyed by its offset (see OrderRow)
+                order_rows.append((r.offset, ev.master, ev.cat, ev.qty, ev.ts, ev.pid))
         out.views += len(views)
         flush()
         st.offset = fresh[-1].offset + 1
@@ -219,8 +230,10 @@ class ShardCore:
         rec.expire(win.watermark)
         if newest > st.newest_sent_ms:
             st.newest_sent_ms = newest
-        if orders:
-            self.counts["orders"] += orders
+        if order_rows:
+            self.orders.setdefault(partition, []).extend(order_rows)
+            self.counts["orders"] += len(order_rows)
+            out.orders = len(order_rows)
         self.counts["views"] += out.views
         self.counts["dead"] += len(out.dead)
         out.newest_sent_ms, out.oldest_sent_ms = newest, oldest
@@ -237,25 +250,36 @@ class ShardCore:
         return {p: st.newest_sent_ms for p, st in self.parts.items()}
 
     def drain_outbox(self) -> dict[int, list[Contribution]]:
-        """Baskets of fired windows, for every shard owning one of their keys."""
-        out: dict[int, dict[int, list[tuple[str, ...]]]] = {}
-        owner_of = self._owner_of
-        single = self.shards == 1
+        """Baskets of fired windows, for every shard owning one of their keys, as arrays: per
+        destination, ``(epoch, names, keys, sizes)`` (see :data:`Contribution`)."""
+        by_epoch: dict[int, list[tuple[str, ...]]] = {}
         for p in sorted(self.parts):
             for epoch, baskets in self.parts[p].windower.drain().items():
-                if single:
-                    out.setdefault(0, {}).setdefault(epoch, []).extend(baskets)
-                    continue
-                for basket in baskets:
-                    for d in set(map(owner_of, basket)):
-                        by_epoch = out.get(d)
-                        if by_epoch is None:
-                            by_epoch = out[d] = {}
-                        lst = by_epoch.get(epoch)
-                        if lst is None:
-                            lst = by_epoch[epoch] = []
-                        lst.append(basket)
-        return {dest: sorted(by_epoch.items()) for dest, by_epoch in out.items()}
+                lst = by_epoch.get(epoch)
+                if lst is None:
+                    by_epoch[epoch] = baskets
+                else:
+                    lst.extend(baskets)
+        if not by_epoch:
+            return {}
+        local = KeyIds()
+        names = local.names  # one list for the whole drain (shared by every contribution)
+        flat = [(epoch, *local.flatten(by_epoch[epoch])) for epoch in sorted(by_epoch)]
+        out: dict[int, list[Contribution]] = {}
+        if self.shards == 1:
+            out[0] = [(epoch, names, k, sizes) for epoch, k, sizes in flat]
+            return out
+        owner = np.fromiter(map(self._owner_of, names), dtype=np.int32, count=len(names))
+        for epoch, k, sizes in flat:
+            starts = np.cumsum(sizes) - sizes
+            dest_of_key = owner[k]
+            for d in np.unique(dest_of_key).tolist():
+                hit = np.logical_or.reduceat(dest_of_key == d, starts)
+                if hit.all():
+                    out.setdefault(d, []).append((epoch, names, k, sizes))
+                else:
+                    out.setdefault(d, []).append((epoch, names, k[np.repeat(hit, sizes)], sizes[hit]))
+        return out
 
     def drain_recent(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -265,17 +289,23 @@ class ShardCore:
 
     # ---------------------------------------------------------------- stage 2: keys
     def receive(self, contributions: Iterable[Contribution]) -> None:
+        """Baskets routed to this shard; their keys become state ids at once (cheap to keep)."""
         applied = self.state.applied_epoch
-        for epoch, baskets in contributions:
+        sids: dict[int, tuple[list[str], np.ndarray]] = {}
+        for epoch, names, keys, sizes in contributions:
             if applied is not None and epoch <= applied:
                 # Cannot happen while partitions report complete epochs truthfully; never lose it.
-                self.counts["late_pairs"] += len(baskets)
+                self.counts["late_pairs"] += len(sizes)
                 epoch = applied + 1
+            got = sids.get(id(names))
+            if got is None:
+                got = sids[id(names)] = (names, self.state.ids_of(names))
+            chunk = (got[1][keys], np.asarray(sizes, dtype=np.int64))
             lst = self.pending.get(epoch)
             if lst is None:
-                self.pending[epoch] = list(baskets)
+                self.pending[epoch] = [chunk]
             else:
-                lst.extend(baskets)
+                lst.append(chunk)
 
     def apply_until(self, epoch: int) -> dict[str, list[tuple[str, float]]]:
         """Apply complete epochs; returns the changed keys' current top-K."""
@@ -295,15 +325,22 @@ class ShardCore:
         self.dims_dirty |= changed
         return changed
 
-    def _owned_pairs(self, baskets: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _owned_pairs(self, chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pair counts ``(a, b, n)`` (state ids) of the baskets, for the first keys this shard owns."""
-        local = KeyIds()
-        g, k = local.arrays(baskets)
-        names = local.names
-        owned = np.fromiter(map(self._owner_of, names), dtype=np.int64, count=len(names)) == self.index
-        a, b, n = count_pairs(g, k, len(names), owned)
-        sid = self.state.ids_of(names)
-        return sid[a], sid[b], n
+        k = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        sizes = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
+        g = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        return count_pairs(g, k.astype(np.int64, copy=False), len(self.state.names), self._owned_ids())
+
+    def _owned_ids(self) -> np.ndarray:
+        """Whether this shard owns each state id (grown as the state learns names)."""
+        names = self.state.names
+        have = len(self._owned)
+        if have < len(names):
+            more = np.fromiter((self._owner_of(n) == self.index for n in names[have:]), dtype=bool,
+                               count=len(names) - have)
+            self._owned = np.concatenate([self._owned, more])
+        return self._owned
 
     def _owner_of(self, key: str) -> int:
         d = self._owner.get(key)
@@ -312,6 +349,14 @@ class ShardCore:
                 self._owner.clear()
             d = self._owner[key] = shard_of(key, self.shards)
         return d
+
+    def order_count(self) -> int:
+        return sum(map(len, self.orders.values()))
+
+    def drain_orders(self) -> dict[int, list[OrderRow]]:
+        """Order events read since the last drain, per partition (offset order)."""
+        out, self.orders = self.orders, {}
+        return out
 
     def drain_dims(self) -> dict[str, list[tuple[str, float]]]:
         out = self.state.tops(sorted(self.dims_dirty))
@@ -337,7 +382,8 @@ class ShardCore:
             for p, st in self.parts.items()
         }
         return pickle.dumps(
-            (self.index, self.shards, parts, self.state.snapshot(), self.pending, self.dims_dirty, self.counts),
+            (self.index, self.shards, parts, self.state.snapshot(), self.pending, self.dims_dirty, self.counts,
+             self.orders),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
 
@@ -345,12 +391,25 @@ class ShardCore:
     def restore(
         cls, blob: bytes, settings: StreamingSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> ShardCore:
-        index, shards, parts, state, pending, dims_dirty, counts = pickle.loads(blob)
+        fields = pickle.loads(blob)
+        if len(fields) == 7:  # a checkpoint of the previous version: baskets as tuples of names, no orders
+            index, shards, parts, state, old_pending, dims_dirty, counts = fields
+            orders, pending = {}, None
+        else:
+            index, shards, parts, state, pending, dims_dirty, counts, orders = fields
         core = cls(index, shards, [], settings, clock=clock)
         for p, (offset, win, rec, sent) in parts.items():
             st = _Partition(offset, PartitionWindower.restore(win, clock=clock), RecentInterests.restore(rec))
             st.newest_sent_ms = sent
             core.parts[p] = st
         core.state = ArrayCoviewState.restore(state)
-        core.pending, core.dims_dirty, core.counts = pending, dims_dirty, counts
+        core.dims_dirty, core.counts, core.orders = dims_dirty, counts, orders
+        if pending is None:
+            core.pending = {}
+            for epoch, baskets in old_pending.items():
+                local = KeyIds()
+                k, sizes = local.flatten(baskets)
+                core.receive([(epoch, local.names, k, sizes)])
+        else:
+            core.pending = pending
         return core

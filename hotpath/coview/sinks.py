@@ -1,8 +1,11 @@
-"""The shard's sinks behind a bounded queue: Redis sorted sets and dimension-store rows.
+"""The shard's sinks behind a bounded queue: Redis sorted sets, dimension-store rows, and order
+events for the rollup store.
 
 Every write is a full replacement (``zreplace`` of a key's whole top-K, an upsert of a whole
 ``category_co_view_relations`` row), so writing the same batch twice, or an older batch before a
-newer one of the same replay, leaves the same final contents: the sinks are idempotent.
+newer one of the same replay, leaves the same final contents: the sinks are idempotent. Orders are
+appended keyed by their event-log position (``record_order_batch`` skips positions already
+recorded), which makes them idempotent too.
 
 The queue holds at most ``queue_max`` batches; :meth:`SinkWriter.submit` blocks when it is full,
 so a slow sink slows the shard down (backpressure) instead of growing memory. A failing write is
@@ -21,7 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hotpath.errors import HotpathError
+from hotpath.coview.redis_writer import zwriter_for
+from hotpath.coview.shard import OrderRow
 from hotpath.stores.base import CategoryCoView, DimensionStore, HotCache
+from hotpath.stores.rollups import RollupStore
 
 __all__ = ["SinkBatch", "SinkWriter", "coview_key", "recent_key"]
 
@@ -43,11 +49,13 @@ class SinkBatch:
     coview: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     recent: dict[str, dict[str, float]] = field(default_factory=dict)
     dims: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    orders: dict[int, list[OrderRow]] = field(default_factory=dict)
+    """Order events per event-log partition (offset order), for the rollup store."""
     coview_sent_ms: int = 0
     recent_sent_ms: int = 0
 
     def empty(self) -> bool:
-        return not (self.coview or self.recent or self.dims)
+        return not (self.coview or self.recent or self.dims or self.orders)
 
 
 class SinkWriter:
@@ -58,6 +66,8 @@ class SinkWriter:
         cache: HotCache,
         dims: DimensionStore | None,
         *,
+        rollups: RollupStore | None = None,
+        order_source: str = "",
         prefix: str = "",
         recent_ttl_s: float = 3 * 86_400.0,
         queue_max: int = 8,
@@ -66,12 +76,14 @@ class SinkWriter:
         samples: int = 20_000,
     ) -> None:
         self.cache, self.dims = cache, dims
+        self.zwriter = zwriter_for(cache)
+        self.rollups, self.order_source = rollups, order_source
         self.prefix, self.recent_ttl_s, self.dim_batch = prefix, recent_ttl_s, dim_batch
         self.wall_ms = wall_ms
-        self._q: queue.Queue[SinkBatch | None] = queue.Queue(maxsize=queue_max)
+        self._q: queue.Queue[SinkBatch | Callable[[], None] | None] = queue.Queue(maxsize=queue_max)
         self.coview_lag_ms: deque[float] = deque(maxlen=samples)
         self.recent_lag_ms: deque[float] = deque(maxlen=samples)
-        self.written = {"coview_keys": 0, "recent_keys": 0, "dim_rows": 0, "batches": 0, "retries": 0}
+        self.written = {"coview_keys": 0, "recent_keys": 0, "dim_rows": 0, "orders": 0, "batches": 0, "retries": 0}
         self.blocked_s = 0.0
         self._thread = threading.Thread(target=self._run, name="coview-sink", daemon=True)
         self._thread.start()
@@ -84,6 +96,14 @@ class SinkWriter:
         self._q.put(batch)
         self.blocked_s += time.monotonic() - t0
 
+    def submit_barrier(self, fn: Callable[[], None]) -> None:
+        """Queue ``fn``: the writer thread runs it once every batch submitted before it is written
+        (a checkpoint saves its state there: asynchronous barrier snapshotting). Blocks like
+        :meth:`submit`. ``fn`` handles its own errors."""
+        t0 = time.monotonic()
+        self._q.put(fn)
+        self.blocked_s += time.monotonic() - t0
+
     def pending(self) -> int:
         return self._q.qsize()
 
@@ -94,6 +114,8 @@ class SinkWriter:
     def close(self) -> None:
         self._q.put(None)
         self._thread.join(timeout=30)
+        if self.zwriter is not self.cache:
+            self.zwriter.close()
 
     # ---------------------------------------------------------------- writer thread
     def _run(self) -> None:
@@ -102,6 +124,12 @@ class SinkWriter:
             try:
                 if batch is None:
                     return
+                if callable(batch):
+                    try:
+                        batch()
+                    except Exception:  # the barrier reports its own failures; never kill the writer
+                        log.exception("co-view sink barrier failed")
+                    continue
                 self._write_retrying(batch)
             finally:
                 self._q.task_done()
@@ -124,12 +152,13 @@ class SinkWriter:
     def _write(self, batch: SinkBatch) -> None:
         p = self.prefix
         if batch.coview:
-            self.cache.zreplace_many({coview_key(p, k): dict(top) for k, top in batch.coview.items()})
+            raw = self.zwriter is not self.cache  # RespZWriter takes the ranked lists as they are
+            self.zwriter.zreplace_many({coview_key(p, k): top if raw else dict(top) for k, top in batch.coview.items()})
             self.written["coview_keys"] += len(batch.coview)
             if batch.coview_sent_ms:
                 self.coview_lag_ms.append(self.wall_ms() - batch.coview_sent_ms)
         if batch.recent:
-            self.cache.zreplace_many(
+            self.zwriter.zreplace_many(
                 {recent_key(p, u): w for u, w in batch.recent.items()}, ttl_s=self.recent_ttl_s
             )
             self.written["recent_keys"] += len(batch.recent)
@@ -140,4 +169,7 @@ class SinkWriter:
             for i in range(0, len(rows), self.dim_batch):
                 self.dims.put_coview(rows[i : i + self.dim_batch])
             self.written["dim_rows"] += len(rows)
+        if batch.orders and self.rollups is not None:
+            for part in sorted(batch.orders):
+                self.written["orders"] += self.rollups.record_order_batch(self.order_source, part, batch.orders[part])
         self.written["batches"] += 1

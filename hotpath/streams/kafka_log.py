@@ -243,6 +243,15 @@ class KafkaEventLog(EventLog):
     async def read(
         self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0
     ) -> list[LogRecord]:
+        msgs = await self.read_records(topic, partition, offset, max_records=max_records, timeout_s=timeout_s)
+        return [LogRecord(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in msgs]
+
+    async def read_records(
+        self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0
+    ) -> list:
+        """:meth:`read` without the copy into :class:`LogRecord`: aiokafka's own records, which have
+        the same ``topic``, ``partition``, ``offset``, ``key`` and ``value`` (the timestamp is
+        ``timestamp``). The co-view shards read this way (a copy per record was ~1 µs of ~4)."""
         if offset < 0:
             raise BadInput(f"offset must be >= 0, not {offset}", field="offset")
         if max_records < 1:
@@ -273,7 +282,7 @@ class KafkaEventLog(EventLog):
                     self._assign(consumer)
                 raise
         self._next[tp] = msgs[-1].offset + 1 if msgs else offset
-        return [LogRecord(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in msgs]
+        return msgs
 
     def _assign(self, consumer: AIOKafkaConsumer) -> None:
         """Assign every partition read so far; assign() forgets positions, so seek them back."""

@@ -83,6 +83,7 @@ async def test_crashes_at_random_points_leave_identical_results(tmp_path) -> Non
         tmp_path / "crashy", gen, crash_rounds=crash_rounds, interval=0.0005, max_records_per_step=23
     )
     assert job.crashes == 5 and st1["recoveries"] == 5
+    assert st1["checkpoints"] > 10  # saved behind the sink writes and committed while the job ran
     assert redis1 == redis0
     assert dims1 == dims0
     # the Redis top-K equals the dimension store's rows
@@ -197,3 +198,57 @@ async def test_restart_of_the_whole_job_resumes_from_the_committed_checkpoint(tm
     await job2.run_until_caught_up()
     await job2.close()
     assert zset_dump(cache, "") == redis0 and dict(dims.rows) == dims0
+
+
+async def test_orders_reach_the_rollup_store_exactly_once_despite_crashes(tmp_path) -> None:
+    from collections import Counter
+    from itertools import count
+
+    from hotpath.stores.rollups import DuckDbRollupStore
+
+    gen = generate(sessions=500, clusters=3, cluster_size=6, noise_cats=10, order_fraction=0.6, seed=21)
+    orders = [e for e in gen.events if e.type == "order"]
+    want: dict[str, Counter] = {}
+    for o in orders:
+        want.setdefault(o.cat, Counter())[o.master] += o.qty
+    assert len(orders) > 100 and sum(o.qty for o in orders) > len(orders)  # quantities matter
+    # A step clock: a checkpoint every few rounds, so crashes replay orders already written.
+    settings = make_settings(tmp_path, checkpoint_interval_s=4.0, order_batch=7, max_records_per_step=31)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    rollups = DuckDbRollupStore(tmp_path / "rollups.duckdb", release=True)
+    ticks = count()
+    job = CrashingLocalJob(settings, event_log=log, cache=cache, dims=dims, rollups=rollups,
+                           crash_rounds=(5, 9, 14, 22), clock=lambda: float(next(ticks)))
+    status = await job.run_until_caught_up()
+    await job.close()
+    assert job.crashes == 4 and status["recoveries"] == 4
+    got = rollups.top_sellers_all(1000)
+    for cat, sales in want.items():
+        assert got[cat] == sorted(((m, float(q)) for m, q in sales.items()), key=lambda x: (-x[1], x[0]))
+    assert sum(q for _, q in got["_all"]) == sum(o.qty for o in orders)
+    # orders count as orders, not as views
+    counters = Counter()
+    for r in job.runners:
+        counters.update((await r.stats())["counters"])
+    assert counters["views"] == len(gen.events) - len(orders)
+    rollups.close()
+
+
+async def test_an_order_without_master_or_with_a_bad_quantity_is_a_dead_letter(tmp_path) -> None:
+    settings = make_settings(tmp_path, shards=1)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    bad = [b'{"type":"order","user":"u1","cat":"c1","ts":1767225600000}',
+           b'{"type":"order","user":"u1","cat":"c1","master":"m1","qty":0,"ts":1767225600000}',
+           b'{"type":"order","user":"u1","cat":"c1","master":"m1","qty":"2","ts":1767225600000}']
+    good = b'{"type":"order","user":"u1","cat":"c1","master":"m1","qty":4,"ts":1767225600000}'
+    await produce_events(log, "views", [(b"u1", v) for v in [*bad, good]], partitions=4, stamp=False)
+    from hotpath.stores.rollups import DuckDbRollupStore
+
+    rollups = DuckDbRollupStore(tmp_path / "r.duckdb", release=True)
+    job = LocalJob(settings, event_log=log, cache=cache, dims=dims, rollups=rollups)
+    await job.run_until_caught_up()
+    await job.close()
+    reasons = [json.loads(r.value)["reason"] for r in log.topics["views.dlq"][0]]
+    assert reasons == ["missing field 'master' (an order needs it)"] + ["field 'qty' must be an integer in 1..1000000"] * 2
+    assert rollups.top_sellers("c1", 5) == [("m1", 4.0)]

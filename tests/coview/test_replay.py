@@ -94,3 +94,28 @@ def test_bad_csv_gives_one_clear_line(tmp_path, content: str, args, message: str
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(NotFound):
         read_csv_events(tmp_path / "nope.csv", session_col="a", key_col="b", time_col="c")
+
+
+def test_duckdb_reader_gives_what_the_csv_module_gives(tmp_path) -> None:
+    from hotpath.coview.replay import _read_csv_fast, replay_arrays
+
+    gen = generate(sessions=800, clusters=4, cluster_size=9, noise_cats=40, span_ms=3 * 3_600_000, seed=4)
+    path = tmp_path / "e.csv"
+    # extra columns, quoted keys with commas and quotes, non-ASCII, seconds with fractions
+    rows = [(f"x{i}", e.user, f'{e.cat},"é"' if i % 7 == 0 else e.cat, f"{e.ts / 1000:.3f}")
+            for i, e in enumerate(gen.events)]
+    write_csv(path, rows, header=("id", " user ", "cat", "ts"))
+    fast = _read_csv_fast(path, session_col="user", key_col="cat", time_col="ts", time_unit="auto")
+    assert fast is not None  # a clean file takes the DuckDB path
+    got = replay_csv(path, session_col="user", key_col="cat", time_col="ts", spec=WindowSpec())
+    s, k, t = read_csv_events(path, session_col="user", key_col="cat", time_col="ts")
+    want = replay_arrays(s, k, t, spec=WindowSpec())
+    assert got.related == want.related and (got.windows, got.pairs) == (want.windows, want.pairs)
+    assert any("," in key for key in got.related)
+    # ISO times, or an empty value: the csv module's reader takes over
+    iso = tmp_path / "iso.csv"
+    iso.write_text("s,k,t\na,x,2026-01-01T00:00:00Z\n")
+    assert _read_csv_fast(iso, session_col="s", key_col="k", time_col="t", time_unit="auto") is None
+    empty = tmp_path / "empty.csv"
+    empty.write_text("s,k,t\na,,1767225600\n")
+    assert _read_csv_fast(empty, session_col="s", key_col="k", time_col="t", time_unit="auto") is None

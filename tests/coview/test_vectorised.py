@@ -173,7 +173,7 @@ def _records(evs, partitions: int, *, poison_every: int = 0, seed: int = 0):
         put(user.encode(), json.dumps(obj).encode())
         if poison_every and i % poison_every == 0:
             put(user.encode(), b'{"type":"view","user":"x"}')  # missing cat: dead letter
-            put(user.encode(), b'{"type":"order","user":"x","cat":"c","ts":%d}' % t)
+            put(user.encode(), b'{"type":"order","user":"x","cat":"c","master":"m","ts":%d}' % t)
     last = max(t for _, _, t in evs)
     for p in parts:
         put(None, b'{"type":"watermark","ts":%d}' % (last + 10**8), p)

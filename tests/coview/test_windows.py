@@ -77,8 +77,13 @@ def test_watermark_delay_and_allowed_lateness() -> None:
     w.on_event("v", "z", T0 + 11 * MIN + 30_000)
     out = fired(w)
     assert out == {(T0 + 10 * MIN) // (5 * MIN): Counter({("a", "b"): 1, ("b", "a"): 1})}
-    # complete epoch: every later firing has a larger epoch
-    assert w.complete_epoch() == (w.watermark - MIN) // (5 * MIN) - 1
+    # complete epoch: the fired window's own epoch (sliding windows end on slide boundaries), and
+    # every later firing has a larger epoch, even for an event inside the fired window
+    done = w.complete_epoch()
+    assert done == (T0 + 10 * MIN) // (5 * MIN) == (w.watermark - MIN) // (5 * MIN)
+    assert w.on_event("u", "c", T0 + 9 * MIN) == "ok"  # its window ending at T0+10 is skipped
+    w.punctuate(T0 + 120 * MIN)
+    assert min(fired(w)) > done
 
 
 @pytest.mark.parametrize("policy", ["drop", "apply"])

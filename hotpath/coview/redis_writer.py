@@ -1,0 +1,136 @@
+"""Whole-set replacement of many Redis sorted sets, written straight in RESP (the sinks' hot path).
+
+:meth:`RespZWriter.zreplace_many` does what :meth:`HotCache.zreplace_many` does on Redis (per key:
+``DEL``, ``ZADD`` of every member, ``PEXPIRE`` when a TTL is given, all in one ``MULTI``/``EXEC``),
+with a fraction of the client CPU: commands are packed by ``hiredis.pack_command`` (C), the whole
+transaction goes out in one ``sendall`` on a plain socket, and the replies are parsed by
+``hiredis.Reader``. Scores are written as ``repr(float)``, as redis-py writes them, so the stored
+values are identical. The sink writer uses it whenever its cache is a :class:`RedisHotCache`
+(:func:`zwriter_for`); any other cache is written through its own ``zreplace_many``.
+
+Errors: a failed connection or a timeout is :class:`ServiceUnavailable` (the socket is dropped and
+opened again on the next call), an error reply :class:`StoreError`. Writes are full replacements,
+so the sink may simply retry a batch.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import hiredis
+
+from hotpath.errors import ServiceUnavailable, StoreError
+
+__all__ = ["ZWriter", "RespZWriter", "zwriter_for"]
+
+Members = Mapping[str, float] | Sequence[tuple[str, float]]
+
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+class ZWriter(Protocol):
+    def zreplace_many(self, items: Mapping[str, Members], *, ttl_s: float | None = None) -> None: ...
+
+
+class RespZWriter:
+    """``zreplace_many`` on one socket of its own (one thread at a time; see the module docstring)."""
+
+    def __init__(self, host: str, port: int, db: int = 0, *, timeout_s: float = 10.0) -> None:
+        self.host, self.port, self.db, self.timeout_s = host, port, db, timeout_s
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        if self.db:
+            self._roundtrip(hiredis.pack_command(("SELECT", str(self.db))), 1)
+        return sock
+
+    def _roundtrip(self, payload: bytes, replies: int) -> list[Any]:
+        sock = self._sock or self._connect()
+        reader = hiredis.Reader()
+        out: list[Any] = []
+        sock.sendall(payload)
+        while len(out) < replies:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            reader.feed(data)
+            while len(out) < replies:
+                r = reader.gets()
+                if r is False:
+                    break
+                out.append(r)
+        return out
+
+    def zreplace_many(self, items: Mapping[str, Members], *, ttl_s: float | None = None) -> None:
+        if not items:
+            return
+        pack = hiredis.pack_command
+        ttl = None if ttl_s is None else str(max(1, int(round(ttl_s * 1000))))
+        parts = [_MULTI]
+        n = 0
+        for key, members in items.items():
+            parts.append(pack(("DEL", key)))
+            n += 1
+            pairs = members.items() if isinstance(members, Mapping) else members
+            if pairs:
+                args: list[str] = ["ZADD", key]
+                for m, s in pairs:
+                    args.append(repr(float(s)))
+                    args.append(m)
+                if len(args) > 2:
+                    parts.append(pack(tuple(args)))
+                    n += 1
+                    if ttl is not None:
+                        parts.append(pack(("PEXPIRE", key, ttl)))
+                        n += 1
+        parts.append(_EXEC)
+        with self._lock:
+            try:
+                replies = self._roundtrip(b"".join(parts), n + 2)
+            except (OSError, ConnectionError, hiredis.ProtocolError) as exc:
+                self.close()
+                raise ServiceUnavailable(
+                    f"Redis at {self.address} is unavailable (ZREPLACE many): {exc}",
+                    hint="start it with `hotpath services up`",
+                ) from exc
+        for r in replies:
+            if isinstance(r, hiredis.ReplyError):
+                raise StoreError(f"Redis ZREPLACE many failed: {r}")
+        res = replies[-1]
+        if not isinstance(res, list):
+            raise StoreError(f"Redis ZREPLACE many: the transaction was not executed ({res!r})")
+        for r in res:
+            if isinstance(r, hiredis.ReplyError):
+                raise StoreError(f"Redis ZREPLACE many failed: {r}")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+
+def zwriter_for(cache: Any) -> ZWriter:
+    """A :class:`RespZWriter` to the same server when ``cache`` is a :class:`RedisHotCache` on a
+    plain TCP address, else the cache itself."""
+    from hotpath.stores.redis_cache import RedisHotCache
+
+    if type(cache) is RedisHotCache:
+        kw = getattr(getattr(cache, "_pool", None), "connection_kwargs", None) or {}
+        host, port = kw.get("host"), kw.get("port")
+        if host and port and not kw.get("password") and not kw.get("username"):
+            return RespZWriter(str(host), int(port), int(kw.get("db") or 0))
+    return cache

@@ -1,0 +1,50 @@
+"""The sinks' RESP writer against the real Redis: the same contents as RedisHotCache.zreplace_many."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hotpath.config import load_settings
+from hotpath.coview.redis_writer import RespZWriter, zwriter_for
+from hotpath.errors import ServiceUnavailable
+from hotpath.stores.memory_cache import InMemoryHotCache
+from hotpath.stores.redis_cache import RedisHotCache
+
+from .conftest import zset_dump
+
+pytestmark = [pytest.mark.services]
+
+
+def test_resp_writer_replaces_sets_exactly_like_the_cache(uniq: str) -> None:
+    cache = RedisHotCache(load_settings(None))
+    w = zwriter_for(cache)
+    assert isinstance(w, RespZWriter)
+    rng = random.Random(3)
+    items = {f"k{i}": {f"m{j}é": rng.random() * 10 ** rng.randint(-6, 6) for j in range(rng.randint(0, 30))}
+             for i in range(200)}
+    try:
+        cache.zreplace_many({f"t:{uniq}:a:{k}": {"stale": 1.0} for k in items})  # replaced whole below
+        cache.zreplace_many({f"t:{uniq}:b:{k}": v for k, v in items.items()}, ttl_s=300)
+        w.zreplace_many({f"t:{uniq}:a:{k}": sorted(v.items()) for k, v in items.items()}, ttl_s=300)
+        a = {k.split(":a:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:a:").items()}
+        b = {k.split(":b:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:b:").items()}
+        assert a == b and len(a) == sum(1 for v in items.values() if v)  # empty sets: deleted
+        assert 290 < cache.ttl(f"t:{uniq}:a:k1") <= 300
+    finally:
+        for k in list(cache.scan(f"t:{uniq}:")):
+            cache.delete(k)
+        w.close()
+        cache.close()
+
+
+def test_resp_writer_unreachable_is_service_unavailable() -> None:
+    w = RespZWriter("127.0.0.1", 1, timeout_s=1.0)
+    with pytest.raises(ServiceUnavailable):
+        w.zreplace_many({"k": {"m": 1.0}})
+
+
+def test_other_caches_are_written_through_their_own_interface() -> None:
+    cache = InMemoryHotCache()
+    assert zwriter_for(cache) is cache
