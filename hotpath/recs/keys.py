@@ -16,7 +16,8 @@ recs:refresh_queue             stale master -> time queued                      
 =============================  ======================================================  =========
 
 A change to a pid's attributes or promo is announced on the invalidation channel as
-``pid:{pid}`` (or ``master:{mid}``), which replicas apply to their local copies.
+``pid:{pid}`` (or ``master:{mid}``), which replicas apply to their local copies; ``cat:{cat}``
+drops a category's local co-view / best-seller copies (re-read on next use).
 """
 
 from __future__ import annotations

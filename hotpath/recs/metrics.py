@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["RecsMetrics"]
@@ -33,15 +35,29 @@ class RecsMetrics:
         self.hit_ratio = Gauge("recs_cache_hit_ratio", "Hit ratio per key family", ["family"], registry=r)
         self._counts: dict[tuple[str, str], int] = {}
         self._children: dict[tuple[str, str], object] = {}
+        self._pushed: dict[tuple[str, str], int] = {}
+        self._sync_lock = threading.Lock()
 
     def lookup(self, family: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` lookups; a plain dict update (several per request), copied into the
+        Prometheus counter when metrics are read (:meth:`exposition`, :meth:`count`)."""
         if n:
             key = (family, outcome)
-            c = self._children.get(key)
-            if c is None:
-                c = self._children[key] = self.lookups.labels(family, outcome)
-            c.inc(n)
             self._counts[key] = self._counts.get(key, 0) + n
+
+    def _sync(self) -> None:
+        with self._sync_lock:
+            self._sync_locked()
+
+    def _sync_locked(self) -> None:
+        for key, n in list(self._counts.items()):
+            done = self._pushed.get(key, 0)
+            if n > done:
+                c = self._children.get(key)
+                if c is None:
+                    c = self._children[key] = self.lookups.labels(*key)
+                c.inc(n - done)
+                self._pushed[key] = n
 
     def hit_rates(self) -> dict[str, float]:
         fams: dict[str, list[int]] = {}
@@ -53,10 +69,12 @@ class RecsMetrics:
         return {fam: (h / t if t else 1.0) for fam, (h, t) in fams.items()}
 
     def exposition(self) -> bytes:
+        self._sync()
         for fam, rate in self.hit_rates().items():
             self.hit_ratio.labels(fam).set(rate)
         return generate_latest(self.registry)
 
     def count(self, name: str, labels: dict[str, str] | None = None) -> float:
+        self._sync()
         v = self.registry.get_sample_value(name, labels or {})
         return float(v or 0.0)

@@ -12,6 +12,7 @@ rollup store, writing hot keys back. Every lookup is counted per key family. No 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -62,6 +63,7 @@ class RecsService:
         local: bool = True,
         subscribe: bool = True,
         ztop_many: Callable[[Sequence[str], int], list[list[tuple[str, float]]]] | None = None,
+        hgetall_many: Callable[[Sequence[str]], list[dict[str, str]]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -79,15 +81,27 @@ class RecsService:
             self.keys,
             ttl_s=settings.local_master_ttl_s if local else 0.0,
             on_lookup=self.metrics.lookup,
+            widgets=settings.widgets,
+            hgetall_many=hgetall_many,
         )
         self._z: dict[tuple[str, str], tuple[float, list[tuple[str, float]]]] = {}
         self._comp: dict[tuple[str, str], tuple[list, np.ndarray, np.ndarray]] = {}
+        self._norm: dict[tuple[str, str], tuple[list, list]] = {}
         self._stale_seen: set[str] = set()
         self.refresh_queue: list[str] = []
         self._sub: Subscription | None = None
+        # expired sorted-set copies: served meanwhile, re-read on a background thread (see _zsets)
+        self._zlock = threading.Lock()
+        self._zdue: set[tuple[str, str]] = set()
+        self._zwake = threading.Event()
+        self._zthread: threading.Thread | None = None
+        self._zdropped: dict[tuple[str, str], float] = {}
+        self._stopping = False
         if local and subscribe:
             self._sub = cache.subscribe(self.keys.channel(settings.invalidation_channel), self._on_invalidation)
             self.table.start_refresher()
+            self._zthread = threading.Thread(target=self._zrefresh_loop, name="recs-zset-refresh", daemon=True)
+            self._zthread.start()
 
     def close(self) -> None:
         """Stop the invalidation subscription and release the rollup store (the cache and the
@@ -95,6 +109,8 @@ class RecsService:
         if self._sub is not None:
             self._sub.close()
             self._sub = None
+        self._stopping = True
+        self._zwake.set()
         self.table.stop_refresher()
         if self.rollups is not None:
             self.rollups.close()
@@ -102,12 +118,33 @@ class RecsService:
     # ------------------------------------------------------------------ invalidation
     def _on_invalidation(self, message: str) -> None:
         if message.startswith("master:"):
-            self._z.pop(("semantic", message[7:].partition("|")[0]), None)
+            self._drop_list(("semantic", message[7:].partition("|")[0]))
+        elif message.startswith("cat:"):  # a category's co-view / best-seller lists changed
+            c = message[4:].partition("|")[0]
+            self._drop_list(("co_view", c))
+            self._drop_list(("bestsellers", c))
         sent = self.table.invalidate(message)
         if sent is not None:
             self.metrics.inval_lag.observe(max(0.0, time.time() - sent))
 
+    def _drop_list(self, key: tuple[str, str]) -> None:
+        """Forget a local list copy; a background re-read already under way does not bring it back."""
+        self._z.pop(key, None)
+        if self._zthread is not None:
+            if len(self._zdropped) > 100_000:
+                self._zdropped.clear()
+            self._zdropped[key] = time.monotonic()
+
     # ------------------------------------------------------------------ sorted-set families
+    def _zspec(self, family: str) -> tuple[Callable[[str], str], int, float]:
+        """(key of an id, members kept, local TTL) of a sorted-set family."""
+        s, k = self.settings, self.keys
+        if family == "semantic":
+            return k.sem, s.semantic_n, self._family_ttl["semantic"]
+        if family == "co_view":
+            return k.coview, s.coview_n, self.local_ttl
+        return k.bestsellers, s.bestsellers_per_cat, self.local_ttl
+
     def _zsets(
         self,
         family: str,
@@ -117,16 +154,34 @@ class RecsService:
         fallback: Callable[[list[str]], dict[str, list[tuple[str, float]]]] | None,
         write_back_ttl: float | None,
     ) -> dict[str, list[tuple[str, float]]]:
+        """Each id's list: the local copy; else Redis; else ``fallback`` (written back).
+
+        An expired local copy is still served when the background refresher runs: it is queued
+        once (its expiry pushed a TTL ahead) and re-read off the request path, so no request pays a
+        Redis round trip for data it already has; without the refresher it is re-read now."""
         out: dict[str, list[tuple[str, float]]] = {}
         missing: list[str] = []
         now = time.monotonic()
         z = self._z
+        due: list[tuple[str, str]] | None = None
         for i in ids:
             e = z.get((family, i))
-            if e is not None and e[0] > now:
+            if e is None:
+                missing.append(i)
+            elif e[0] > now:
                 out[i] = e[1]
+            elif self._zthread is not None:
+                out[i] = e[1]
+                z[(family, i)] = (now + self._zspec(family)[2], e[1])
+                if due is None:
+                    due = []
+                due.append((family, i))
             else:
                 missing.append(i)
+        if due:
+            with self._zlock:
+                self._zdue.update(due)
+            self._zwake.set()
         m = self.metrics
         m.lookup(family, "local", len(out))
         if not missing:
@@ -160,6 +215,38 @@ class RecsService:
             if len(z) > 200_000:
                 z.clear()
         return out
+
+    def _zrefresh_loop(self) -> None:
+        """Re-read queued expired copies in batches (one pipelined read per family and batch).
+
+        A list still in Redis replaces the copy; one gone from Redis drops it, so the next request
+        reads through (the store / rollup fallback, written back) as on a first use."""
+        while not self._stopping:
+            self._zwake.wait(1.0)
+            time.sleep(0.25)  # coalesce: one pipelined read for everything that expired meanwhile
+            self._zwake.clear()
+            while self._zdue and not self._stopping:
+                with self._zlock:
+                    batch = [self._zdue.pop() for _ in range(min(2000, len(self._zdue)))]
+                by_family: dict[str, list[str]] = {}
+                for fam, i in batch:
+                    by_family.setdefault(fam, []).append(i)
+                for fam, ids in by_family.items():
+                    key, n, ttl = self._zspec(fam)
+                    t_read = time.monotonic()
+                    try:
+                        lists = self._ztop_many([key(i) for i in ids], n)
+                    except Exception:  # a control loop logs a failing step and goes on
+                        log.exception("background refresh of %d %s lists failed", len(ids), fam)
+                        time.sleep(1.0)
+                        continue
+                    exp = time.monotonic() + ttl
+                    z, dropped = self._z, self._zdropped
+                    for i, lst in zip(ids, lists):
+                        if lst and dropped.get((fam, i), -1.0) < t_read:
+                            z[(fam, i)] = (exp, lst)
+                        else:  # gone from Redis, or invalidated while it was being read
+                            z.pop((fam, i), None)
 
     def _semantic(self, mids: Iterable[str]) -> dict[str, list[tuple[str, float]]]:
         s = self.settings
@@ -260,7 +347,8 @@ class RecsService:
         cat = self.table.cat
         own, interest = seed_categories(((cat[known[m]], seeds[m]) for m in known), rcats, s)
         cov = self._coview(set(own) | set(interest))
-        expanded = related_categories(own, interest, cov, s)
+        cov_n = {c: self._normed("co_view", c, lst) for c, lst in cov.items()}
+        expanded = related_categories(own, interest, cov_n, s, normalise=False)
         bs = self._bestsellers(set(own) | set(interest) | set(expanded))
         parts = {
             "semantic": [(*self._compiled("semantic", m, sem[m], False), w) for m, w in seeds.items() if m in sem],
@@ -283,6 +371,19 @@ class RecsService:
         lst = self._bestsellers([ALL_CATEGORIES])[ALL_CATEGORIES]
         part = (*self._compiled("bestsellers", ALL_CATEGORIES, lst, True), 1.0)
         return merge_rows({"best_seller": [part]}, exclude, "bestsellers", self.settings)
+
+    def _normed(self, family: str, ident: str, lst: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``normalised(lst)``, memoised per list object (a local copy is normalised once)."""
+        key = (family, ident)
+        e = self._norm.get(key)
+        if e is not None and e[0] is lst:
+            return e[1]
+        out = normalised(lst)
+        if self.local_ttl > 0 or self._family_ttl.get(family, 0) > 0:
+            self._norm[key] = (lst, out)
+            if len(self._norm) > 200_000:
+                self._norm.clear()
+        return out
 
     def _compiled(self, family: str, ident: str, lst: list[tuple[str, float]], norm: bool) -> tuple[np.ndarray, np.ndarray]:
         """A list as (table rows, scores), normalised by its top when ``norm``; memoised per list object."""
@@ -340,8 +441,19 @@ class RecsService:
         rows = cands.rows
         if refresh:
             t.refresh(rows)
-        mids = t.master_ids
         base = cands.base
+        terms = t.wterms.get(widget)
+        if terms is not None:  # precomputed per row as rows load (same numbers as below)
+            final = base * terms[0][rows] + terms[1][rows]
+            keep = terms[2][rows]
+            promo = terms[3][rows]
+        else:
+            final, keep, promo = self._rule_terms(rows, base, rule)
+        return self._top_items(cands, rows, final, keep, promo, k)
+
+    def _rule_terms(self, rows: np.ndarray, base: np.ndarray, rule: WidgetRule):
+        """``(final, keep, promo)`` of candidate rows from the table's raw columns."""
+        t = self.table
         has = t.has_pid[rows]
         boost = t.boost[rows]
         flash = t.flash[rows] & has
@@ -365,6 +477,12 @@ class RecsService:
             add = np.where(bidded, add + rule.ad_bid_weight * bid, add)
         final = base * mult + add
         promo = boosted | bidded | (flash & ((rule.flash_sale_mult != 1.0) | (rule.flash_sale_add != 0.0)))
+        return final, keep, promo
+
+    def _top_items(self, cands: RowMerged, rows, final, keep, promo, k: int) -> list[dict]:
+        t = self.table
+        mids = t.master_ids
+        base = cands.base
         idx = np.flatnonzero(keep)
         if len(idx) > k:
             f = final[idx]

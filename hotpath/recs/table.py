@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from uuid import UUID
 
 import numpy as np
@@ -27,9 +28,10 @@ import numpy as np
 from hotpath.recs.keys import Keys
 from hotpath.recs.model import PidAttrs
 from hotpath.recs.ranking import best_pid
+from hotpath.recs.settings import WidgetRule
 from hotpath.stores.base import DimensionStore, HotCache
 
-__all__ = ["MasterTable", "parse_attrs", "attr_fields", "promo_fields"]
+__all__ = ["MasterTable", "parse_attrs", "attr_fields", "promo_fields", "widget_terms"]
 
 log = logging.getLogger(__name__)
 NAN = math.nan
@@ -82,8 +84,37 @@ def promo_fields(boost: float = 1.0, out_of_stock: bool = False, ad_bid: float =
     }
 
 
+def widget_terms(a: PidAttrs | None, rule: WidgetRule) -> tuple[float, float, bool, bool]:
+    """``(mult, add, keep, promo)`` of a master whose best pid is ``a`` under ``rule``: the same
+    numbers as :func:`hotpath.recs.ranking.final_score` / ``keep`` (``final = base * mult + add``),
+    computed once per row when it is loaded instead of on every request."""
+    if a is None:
+        return 1.0, 0.0, True, False
+    keep = not (rule.drop_out_of_stock and a.out_of_stock)
+    if rule.min_rating > 0 and (a.rating is None or not a.rating >= rule.min_rating):
+        keep = False
+    boosted = bool(rule.boost_power) and a.boost != 1.0
+    mult = 1.0
+    if boosted:
+        mult = max(a.boost, 0.0) if rule.boost_power == 1.0 else max(a.boost, 0.0) ** rule.boost_power
+    add = 0.0
+    if a.flash_sale:
+        mult = mult * rule.flash_sale_mult
+        add = 0.0 + rule.flash_sale_add
+    bidded = bool(rule.ad_bid_weight) and a.ad_bid != 0.0
+    if bidded:
+        add = add + rule.ad_bid_weight * a.ad_bid
+    promo = boosted or bidded or (a.flash_sale and (rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0))
+    return mult, add, keep, promo
+
+
 class MasterTable:
     """Columns by master row: category, inference time, best pid and its attributes."""
+
+    refresh_batch = 250
+    """Rows the background refresher re-reads per pipelined load (~40 ms of CPU)."""
+    refresh_pause_s = 0.02
+    """Pause between two refresher batches, so a backlog never holds the GIL for long."""
 
     def __init__(
         self,
@@ -95,8 +126,12 @@ class MasterTable:
         write_back_ttl_s: float | None = None,
         on_lookup: Callable[[str, str, int], None] = lambda f, o, n: None,
         clock: Callable[[], float] = time.monotonic,
+        widgets: Mapping[str, WidgetRule] | None = None,
+        hgetall_many: Callable[[Sequence[str]], list[dict[str, str]]] | None = None,
     ) -> None:
         self.cache, self.store, self.keys = cache, store, keys
+        self._hgetall_many = hgetall_many or cache.hgetall_many
+        self.widgets: dict[str, WidgetRule] = dict(widgets or {})
         self.ttl_s = ttl_s
         self.write_back_ttl_s = write_back_ttl_s
         self._on_lookup = on_lookup
@@ -115,6 +150,7 @@ class MasterTable:
         self._wake = threading.Event()
         self._refresher: threading.Thread | None = None
         self._stopping = False
+        self._jitter = random.Random(0x5EED)
         cap = 1024
         self.price = np.full(cap, NAN)
         self.rating = np.full(cap, NAN)
@@ -124,6 +160,11 @@ class MasterTable:
         self.flash = np.zeros(cap, dtype=bool)
         self.has_pid = np.zeros(cap, dtype=bool)
         self._loaded_at_np = np.zeros(cap)
+        self.wterms: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {
+            w: (np.ones(cap), np.zeros(cap), np.ones(cap, dtype=bool), np.zeros(cap, dtype=bool)) for w in self.widgets
+        }
+        """Per widget, by row: the best pid's ``(mult, add, keep, promo)`` under the widget's rule, so
+        ``final = base * mult + add`` (see :func:`widget_terms`); kept current as rows are set."""
 
     # ------------------------------------------------------------------ rows
     def __len__(self) -> int:
@@ -142,6 +183,11 @@ class MasterTable:
             a = np.zeros(new, dtype=bool)
             a[:cap] = getattr(self, name)
             setattr(self, name, a)
+        for w, old in list(self.wterms.items()):
+            grown = (np.ones(new), np.zeros(new), np.ones(new, dtype=bool), np.zeros(new, dtype=bool))
+            for a, o in zip(grown, old):
+                a[:cap] = o
+            self.wterms[w] = grown
 
     def _set(self, mid: str, known: bool, cat: str | None, ts: float | None, pids: list[PidAttrs]) -> int:
         with self._lock:
@@ -162,7 +208,10 @@ class MasterTable:
             for p in pids:
                 self._pid_master[p.pid] = mid
             self._set_best(r)
-            self.loaded_at[r] = self._loaded_at_np[r] = self._clock()
+            # back-dated by up to half a TTL: rows loaded together (warm-up) expire spread out, so
+            # their re-reads form a steady trickle instead of a burst every TTL
+            t = self._clock() - (self._jitter.random() * 0.5 * self.ttl_s if self.ttl_s > 0 else 0.0)
+            self.loaded_at[r] = self._loaded_at_np[r] = t
             return r
 
     def _set_best(self, r: int) -> None:
@@ -172,11 +221,14 @@ class MasterTable:
             self.has_pid[r] = False
             self.price[r], self.rating[r], self.boost[r] = NAN, NAN, 1.0
             self.oos[r], self.ad_bid[r], self.flash[r] = False, 0.0, False
-            return
-        self.has_pid[r] = True
-        self.price[r] = NAN if b.price is None else b.price
-        self.rating[r] = NAN if b.rating is None else b.rating
-        self.boost[r], self.oos[r], self.ad_bid[r], self.flash[r] = b.boost, b.out_of_stock, b.ad_bid, b.flash_sale
+        else:
+            self.has_pid[r] = True
+            self.price[r] = NAN if b.price is None else b.price
+            self.rating[r] = NAN if b.rating is None else b.rating
+            self.boost[r], self.oos[r], self.ad_bid[r], self.flash[r] = b.boost, b.out_of_stock, b.ad_bid, b.flash_sale
+        for w, rule in self.widgets.items():
+            cols = self.wterms[w]
+            cols[0][r], cols[1][r], cols[2][r], cols[3][r] = widget_terms(b, rule)
 
     def rows(self, mids: Sequence[str]) -> list[int]:
         """Rows of ``mids``: missing ones are loaded now; expired ones are re-read now, or in the
@@ -232,17 +284,19 @@ class MasterTable:
             self._wake.clear()
             while self._stale and not self._stopping:
                 with self._lock:
-                    batch = [self._stale.pop() for _ in range(min(2000, len(self._stale)))]
+                    batch = [self._stale.pop() for _ in range(min(self.refresh_batch, len(self._stale)))]
                 try:
                     self.load(batch)
                 except Exception:  # a control loop logs a failing step and goes on
                     log.exception("background refresh of %d master rows failed", len(batch))
                     time.sleep(1.0)
+                if self._stale:
+                    time.sleep(self.refresh_pause_s)  # paced: the serving thread gets the GIL back
 
     # ------------------------------------------------------------------ loading
     def load(self, mids: Sequence[str]) -> None:
         k = self.keys
-        hashes = self.cache.hgetall_many([k.meta(m) for m in mids] + [k.pids(m) for m in mids])
+        hashes = self._hgetall_many([k.meta(m) for m in mids] + [k.pids(m) for m in mids])
         n = len(mids)
         metas, pidmaps = hashes[:n], hashes[n:]
         from_store: list[str] = []
@@ -256,7 +310,7 @@ class MasterTable:
             for m in from_store:
                 metas[pos[m]], pidmaps[pos[m]] = got.get(m, ({}, {}))
         all_pids = [p for pm in pidmaps for p in pm]
-        ph = self.cache.hgetall_many([k.attr(p) for p in all_pids] + [k.promo(p) for p in all_pids])
+        ph = self._hgetall_many([k.attr(p) for p in all_pids] + [k.promo(p) for p in all_pids])
         np_ = len(all_pids)
         attrs = dict(zip(all_pids, ph[:np_]))
         promos = dict(zip(all_pids, ph[np_:]))

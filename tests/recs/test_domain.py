@@ -236,3 +236,36 @@ def test_top_rows_cuts_with_ties_by_master_id() -> None:
     m = RowMerged(np.arange(5), np.array([0.5, 0.9, 0.5, 0.5, 0.1]), {"semantic": z, "best_seller": z, "co_view": z, "user_interest": z})
     top = top_rows(m, 3, ids)
     assert sorted(ids[int(r)] for r in top.rows) == ["a", "b", "c"]
+
+
+def test_limit_top_keeps_the_heaviest_with_ties_by_key() -> None:
+    from hotpath.recs.ranking import limit_top
+
+    w = {"d": 0.5, "b": 0.5, "a": 0.2, "c": 0.9, "e": 0.5}
+    assert limit_top(w, 3) == {"c": 0.9, "b": 0.5, "d": 0.5}
+    assert list(limit_top(w, 3)) == ["c", "b", "d"]
+    assert limit_top(w, 10) == w
+
+
+def test_expansion_of_pre_normalised_lists_is_the_same() -> None:
+    from hotpath.recs.ranking import normalised, related_categories
+
+    cov = {"a": [("x", 4.0), ("y", 2.0)], "b": [("y", 9.0), ("z", 3.0)]}
+    pre = {c: normalised(lst) for c, lst in cov.items()}
+    own, interest = {"a": 1.0}, {"b": 0.5}
+    assert related_categories(own, interest, pre, S, normalise=False) == related_categories(own, interest, cov, S)
+
+
+def test_merge_rows_drops_non_positive_and_excluded_rows() -> None:
+    from hotpath.recs.ranking import merge_rows
+
+    parts = {
+        "semantic": [(np.array([5, 3, 7]), np.array([0.5, 0.0, 0.9]), 1.0)],
+        "best_seller": [(np.array([7, 9, 3]), np.array([1.0, 0.5, -1.0]), 0.5)],
+    }
+    m = merge_rows(parts, np.array([7]), "related", S)
+    assert m.rows.tolist() == [5, 9]  # 3 only ever scored <= 0; 7 is a seed
+    assert m.signals["semantic"].tolist() == [0.5, 0.0]
+    assert m.signals["best_seller"].tolist() == [0.0, 0.25]
+    empty = merge_rows({"semantic": [(np.array([1]), np.array([0.0]), 1.0)]}, np.zeros(0, dtype=np.int64), "related", S)
+    assert len(empty) == 0 and all(len(v) == 0 for v in empty.signals.values())

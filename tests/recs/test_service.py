@@ -299,3 +299,196 @@ async def test_async_history_reader_matches_the_cache(redis_sqlite, catalog: Cat
         assert await reader.ztop_many([], 5) == []
     finally:
         await reader.close()
+
+
+def test_precomputed_widget_terms_equal_the_rule_on_raw_columns(memory_stack, catalog: Catalog) -> None:
+    """The per-row (mult, add, keep, promo) kept as rows load give the very numbers of the rule
+    applied to the raw columns, for every widget, custom rules included."""
+    import numpy as np
+
+    from hotpath.recs.settings import WidgetRule
+
+    s, cache, store = memory_stack
+    widgets = {
+        **s.recs.widgets,
+        "picky": WidgetRule(min_rating=4.0, boost_power=2.0, ad_bid_weight=0.3, flash_sale_add=0.1),
+        "keep_all": WidgetRule(drop_out_of_stock=False, boost_power=0.0, flash_sale_mult=0.5),
+    }
+    rs = s.recs.model_copy(update={"widgets": widgets})
+    svc = RecsService(rs, cache, store, None, subscribe=False)
+    try:
+        rows = np.array(svc.table.rows([master_uuid(i) for i in range(catalog.n_masters)] + [master_uuid(10**9)]))
+        base = np.random.default_rng(1).random(len(rows))
+        t = svc.table
+        promos = 0
+        for name, rule in widgets.items():
+            f0, k0, p0 = svc._rule_terms(rows, base, rule)
+            mult, add, keep, promo = t.wterms[name]
+            assert (base * mult[rows] + add[rows]).tolist() == f0.tolist(), name
+            assert keep[rows].tolist() == k0.tolist() and promo[rows].tolist() == p0.tolist(), name
+            promos += int(p0.sum())
+        assert promos > 0 and not t.wterms["picky"][2][rows].all()  # the rules did bite
+    finally:
+        svc.close()
+
+
+def test_expired_lists_are_served_and_re_read_in_the_background(memory_stack, catalog: Catalog) -> None:
+    """An expired co-view / best-seller copy is served as is while a background thread re-reads it:
+    no request waits on Redis for a list it has; a list gone from Redis is dropped, so the next
+    request takes the fallback (rollup store) path."""
+    import threading
+
+    s, cache, store = memory_stack
+    keys = Keys(s.recs.key_prefix)
+    fast = s.recs.model_copy(update={"local_ttl_s": 0.3})
+    reads: list[tuple[str, list[str]]] = []
+
+    def ztop_many(ks, n):
+        reads.append((threading.current_thread().name, list(ks)))
+        return cache.ztop_many(ks, n)
+
+    rollups = DuckDbRollupStore(s.in_runtime(s.duckdb.path), read_only=True)
+    svc = RecsService(fast, cache, store, rollups, ztop_many=ztop_many)
+    leaf = catalog.cat_ids[int(catalog.master_leaf[5])]
+    old = cache.ztop(keys.bestsellers(leaf), 1000)
+    try:
+        q = BestsellersQuery(leaf, None, 10)
+        first = svc.bestsellers(q).items
+        planted = first[-1].master_id
+        cache.zreplace(keys.bestsellers(leaf), {**dict(old), planted: old[0][1] * 10})
+        time.sleep(0.35)  # the local copy expires
+        reads.clear()
+        assert svc.bestsellers(q).items == first  # served from the expired copy...
+        assert not [r for r in reads if r[0] == threading.current_thread().name]  # ...without a read
+        deadline = time.time() + 5
+        while svc.bestsellers(q).items[0].master_id != planted:
+            assert time.time() < deadline, "the new list never arrived"
+            time.sleep(0.05)
+        assert any(name == "recs-zset-refresh" and keys.bestsellers(leaf) in ks for name, ks in reads)
+        # gone from Redis: the copy is dropped once re-read, then the rollup store answers
+        cache.delete(keys.bestsellers(leaf))
+        before = svc.metrics.count("recs_cache_lookups_total", {"family": "bestsellers", "outcome": "store"})
+        deadline = time.time() + 5
+        while svc.metrics.count("recs_cache_lookups_total", {"family": "bestsellers", "outcome": "store"}) == before:
+            assert time.time() < deadline, "the fallback never ran"
+            svc.bestsellers(q)
+            time.sleep(0.05)
+        assert svc.bestsellers(q).items == first  # the rollup store's list (written back)
+        assert cache.ztop(keys.bestsellers(leaf), 1)
+    finally:
+        cache.zreplace(keys.bestsellers(leaf), dict(old))
+        svc.close()
+
+
+def test_category_invalidation_drops_the_local_lists(memory_stack, catalog: Catalog) -> None:
+    s, cache, store = memory_stack
+    keys = Keys(s.recs.key_prefix)
+    svc = RecsService(s.recs, cache, store, None)
+    leaf = catalog.cat_ids[int(catalog.master_leaf[9])]
+    old = cache.ztop(keys.bestsellers(leaf), 1000)
+    try:
+        q = BestsellersQuery(leaf, None, 5)
+        first = svc.bestsellers(q).items
+        planted = first[-1].master_id
+        cache.zreplace(keys.bestsellers(leaf), {**dict(old), planted: old[0][1] * 10})
+        assert svc.bestsellers(q).items == first  # the local copy (10 s) still answers
+        cache.publish(keys.channel(s.recs.invalidation_channel), f"cat:{leaf}|{time.time()!r}")
+        deadline = time.time() + 5
+        while svc.bestsellers(q).items[0].master_id != planted:
+            assert time.time() < deadline, "the invalidation never applied"
+            time.sleep(0.02)
+    finally:
+        cache.zreplace(keys.bestsellers(leaf), dict(old))
+        svc.close()
+
+
+@pytest.mark.services
+async def test_async_history_reader_batches_concurrent_reads(redis_sqlite, catalog: Catalog) -> None:
+    """Many requests in flight at once share writes on one connection; each gets its own replies."""
+    import asyncio
+
+    from hotpath.stores.redis_fast import AsyncZReader
+
+    s, cache, _ = redis_sqlite
+    keys = Keys(s.recs.key_prefix)
+    reader = AsyncZReader(cache, s)
+    users = [f"u{i}" for i in range(60)] + ["nobody"]
+    try:
+        got = await asyncio.gather(*(reader.ztop_many([keys.recent_views(u), keys.recent_cats(u)], 7) for u in users))
+        for u, g in zip(users, got):
+            assert g == cache.ztop_many([keys.recent_views(u), keys.recent_cats(u)], 7), u
+        assert any(g[0] for g in got)
+    finally:
+        await reader.close()
+
+
+@pytest.mark.services
+async def test_async_history_reader_fails_cleanly_and_reconnects(redis_sqlite) -> None:
+    import asyncio
+
+    from hotpath.errors import ServiceUnavailable
+    from hotpath.stores.redis_fast import AsyncZReader
+
+    s, cache, _ = redis_sqlite
+    keys = Keys(s.recs.key_prefix)
+    ks = [keys.recent_views("u1"), keys.recent_cats("u1")]
+    reader = AsyncZReader(cache, s)
+    try:
+        want = await reader.ztop_many(ks, 5)
+        pending = asyncio.ensure_future(reader.ztop_many(ks, 5))
+        await asyncio.sleep(0)  # queued, not yet answered
+        reader._proto.transport.abort()  # the connection drops under it
+        with pytest.raises(ServiceUnavailable):
+            await pending
+        assert await reader.ztop_many(ks, 5) == want  # the next call reconnects
+    finally:
+        await reader.close()
+
+    # a server that accepts and never answers: the read fails after the timeout, not never
+    async def silent(reader_, writer_):
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mute = s.model_copy(update={"redis": s.redis.model_copy(update={"port": port})})
+    r2 = AsyncZReader(cache, mute, timeout_s=0.2)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await r2.ztop_many(ks, 5)
+    finally:
+        await r2.close()
+        server.close()
+    # nothing listening: refused at once
+    server2 = await asyncio.start_server(silent, "127.0.0.1", 0)
+    free = server2.sockets[0].getsockname()[1]
+    server2.close()
+    await server2.wait_closed()
+    r3 = AsyncZReader(cache, s.model_copy(update={"redis": s.redis.model_copy(update={"port": free})}))
+    with pytest.raises(ServiceUnavailable):
+        await r3.ztop_many(ks, 5)
+    await r3.close()
+
+
+@pytest.mark.services
+def test_fast_hash_reader_matches_the_cache_and_fails_cleanly(redis_sqlite, catalog: Catalog) -> None:
+    from hotpath.errors import ServiceUnavailable, StoreError
+    from hotpath.stores.redis_cache import RedisHotCache
+    from hotpath.stores.redis_fast import hgetall_many_reader
+
+    s, cache, _ = redis_sqlite
+    keys = Keys(s.recs.key_prefix)
+    read = hgetall_many_reader(cache)
+    mids = [master_uuid(i) for i in range(0, catalog.n_masters, 97)] + [master_uuid(10**9)]
+    ks = [keys.meta(m) for m in mids] + [keys.pids(m) for m in mids] + [keys.promo("no-such-pid")]
+    got = read(ks)
+    assert got == cache.hgetall_many(ks) and got[0] and got[-1] == {}
+    assert read([]) == []
+    with pytest.raises(StoreError):  # a key of another type
+        read([keys.bestsellers(catalog.cat_ids[0])])
+    assert read(ks[:3]) == got[:3]  # the connection is still in step after an error reply
+    dead = RedisHotCache(s.model_copy(update={"redis": s.redis.model_copy(update={"port": 1})}))
+    try:
+        with pytest.raises(ServiceUnavailable):
+            hgetall_many_reader(dead)(ks[:2])
+    finally:
+        dead.close()
