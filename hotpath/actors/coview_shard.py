@@ -198,38 +198,51 @@ class CoviewDriver:
 class EventFeeder:
     """Feeds the job's topic with generated views for the demo (``hotpath up``): every second,
     ``sessions_per_s`` new sessions whose event time runs ``speedup`` times faster than the wall
-    clock, so 15-minute windows close every few seconds and co-views visibly stream in."""
+    clock, so 15-minute windows close every few seconds and co-views visibly stream in.
+
+    The sessions view the recommendation catalog's own leaves and users (the catalog is generated
+    again from ``settings.recs.catalog``, deterministic per seed), with trend partners rotating
+    every minute (:mod:`hotpath.coview.catalog_feed`): ``/v1/recs/related`` for a master of a
+    trending leaf shows the partner's best sellers under the ``co_view`` signal, then the next's."""
 
     def __init__(self, settings: Settings, *, sessions_per_s: int = 100, speedup: float = 60.0) -> None:
+        from hotpath.coview.catalog_feed import CatalogFeed, FeedSettings
+        from hotpath.recs.catalog import generate
         from hotpath.stores.factory import open_event_log
 
         self.settings = settings
         self.log = open_event_log(settings)
         self.sessions_per_s, self.speedup = sessions_per_s, speedup
+        self.feed = CatalogFeed(generate(settings.recs.catalog), FeedSettings(sessions_per_tick=sessions_per_s))
         self.produced = 0
+        self._tick = 0
+        self._running = False
         self._stop = False
+
+    def trends(self) -> dict[str, str]:
+        """Trending leaf -> its partner now (what the related endpoint should start showing)."""
+        return self.feed.trends(self.feed.period_of(self._tick))
 
     async def run(self) -> None:
         import time
 
-        from hotpath.coview.generator import generate
         from hotpath.coview.job import produce_events
 
+        if self._running:  # `hotpath up` again finds the detached feeder already feeding
+            return
+        self._running = True
         s = self.settings.streaming
         t0, ev0 = time.time(), int(time.time() * 1000)
-        tick = 0
+        self._tick = 0
         while not self._stop:
             now_ev = ev0 + int((time.time() - t0) * 1000 * self.speedup)
-            batch = generate(
-                sessions=self.sessions_per_s, users=50_000, start_ms=now_ev, span_ms=int(1000 * self.speedup),
-                gap_ms=(1_000, 5_000), seed=tick,
-            )
+            events = self.feed.tick(self._tick, now_ev, int(1000 * self.speedup))
             try:
-                self.produced += await produce_events(self.log, s.topic, batch.events, partitions=s.partitions)
+                self.produced += await produce_events(self.log, s.topic, events, partitions=s.partitions)
             except Exception:
                 log.exception("co-view feeder: append failed; going on")
-            tick += 1
-            await asyncio.sleep(max(0.0, t0 + tick - time.time()))
+            self._tick += 1
+            await asyncio.sleep(max(0.0, t0 + self._tick - time.time()))
 
     def stop(self) -> int:
         self._stop = True

@@ -53,8 +53,9 @@ class CatalogFeed:
         self.leaves: list[int] = [first, *ranked[: max(0, self.settings.trending_leaves - 1)]]
 
     def partner(self, leaf: int, period: int) -> int:
-        """The trend partner of ``leaf`` during ``period``: never itself, nor its planted partner,
-        and it changes from one period to the next."""
+        """The trend partner of ``leaf`` during ``period``: never itself nor a category the catalog
+        already planted as co-viewed with it (so what the demo shows can only come from the
+        stream), and it changes from one period to the next."""
         cat = self.catalog
         n = cat.n_leaves
         if n < 3:
@@ -62,9 +63,12 @@ class CatalogFeed:
         per_dept = max(1, n // max(1, cat.settings.departments))
         step = (per_dept + 1 + 7 * period) % n or 1
         cand = (leaf + step) % n
-        while cand in (leaf, cat.partner(leaf)) or not self._has_masters(cand):
+        planted = {leaf, cat.partner(leaf), *(dst for dst, _ in cat.coview_of(leaf))}
+        for _ in range(n):
+            if cand not in planted and self._has_masters(cand):
+                return cand
             cand = (cand + 1) % n
-        return cand
+        return (leaf + 1) % n  # a catalog too small to have a leaf that is not planted
 
     def _has_masters(self, leaf: int) -> bool:
         return bool(self.catalog.leaf_start[leaf + 1] > self.catalog.leaf_start[leaf])

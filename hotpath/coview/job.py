@@ -277,7 +277,13 @@ def start(settings: Settings, say: Callable[[str], None]) -> list:
     feeder.run.remote()
     d = handle.describe()
     say(f"  co-view job {d['job']}: {d['shards']} shards on topic {d['topic']}, {d['window']}")
-    del ray
+    trends = ray.get(feeder.trends.remote(), timeout=60)
+    leaf, partner = next(iter(trends.items()))
+    say(
+        f"  co-view demo: generated sessions pair {len(trends)} trending categories with a new partner "
+        f"every minute (now {leaf} -> {partner}); the first related example below shows the partner's "
+        "best sellers under the co_view signal within ~20 s, then the next partner's"
+    )
     return [
         Endpoint("coview", "Redis keys", ", ".join(d["redis_keys"])),
         Endpoint("coview", "event topic", d["topic"]),

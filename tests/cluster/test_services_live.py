@@ -112,6 +112,38 @@ def test_isolated_second_up_reuses_everything_and_says_where(iso: Isolated) -> N
     assert f'ray.init(address="127.0.0.1:{s.ray.port}")' in out.stdout
 
 
+def test_isolated_up_related_example_changes_as_coviews_stream_in(iso: Isolated) -> None:
+    """`hotpath up` (the second-up test above ran it) prints a related example for a master of the
+    leaf the demo feed trends; within a couple of minutes that answer holds best sellers of the
+    feed's trend partner under the co_view signal: categories the catalog never planted as
+    co-viewed with it, so they can only come from the streamed co-views."""
+    import re
+    import urllib.request
+
+    from hotpath.coview.catalog_feed import CatalogFeed
+    from hotpath.recs.catalog import generate
+
+    out = iso.hotpath("up", "--profile", "embedded")
+    assert out.returncode == 0, out.stderr
+    urls = re.findall(r"http://127\.0\.0\.1:\d+\S*/related\?user_id=u1&master_id=\S+", out.stdout)
+    assert urls, out.stdout
+    assert "co-view demo" in out.stdout
+    feed = CatalogFeed(generate(iso.settings.recs.catalog))
+    leaf = feed.leaves[0]
+    streamed = {feed.catalog.cat_ids[feed.partner(leaf, p)] for p in range(10)}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    seen: list[dict] = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        with opener.open(urls[0].replace("k=10", "k=20"), timeout=10) as resp:
+            items = json.loads(resp.read())["items"]
+        seen = [i for i in items if "co_view" in i["signals"] and i["category"] in streamed]
+        if seen:
+            break
+        time.sleep(3)
+    assert seen, f"no item of a streamed partner category {sorted(streamed)} in {items}"
+
+
 # Ray Serve 2.60 starts each replica's inter-deployment gRPC server on "[::]:0" (hard-coded);
 # hotpath drivers install a worker set-up hook (hotpath/cluster/ray_patches.py) that binds it to
 # loopback. `hotpath up` (run by the iso fixture's second-up test) deploys the Serve apps, so their

@@ -30,11 +30,12 @@ def test_events_use_catalog_ids_and_the_example_leaf_trends() -> None:
     assert feed.tick(0, 1_767_225_600_000, 60_000) == events  # deterministic
 
 
-def test_partner_is_never_self_nor_planted_and_changes_each_period() -> None:
+def test_partner_is_never_self_nor_a_planted_coview_and_changes_each_period() -> None:
     feed = CatalogFeed(CAT)
     for leaf in feed.leaves:
         partners = [feed.partner(leaf, p) for p in range(4)]
-        assert all(p not in (leaf, CAT.partner(leaf)) for p in partners)
+        planted = {leaf, CAT.partner(leaf), *(dst for dst, _ in CAT.coview_of(leaf))}
+        assert all(p not in planted for p in partners)
         assert all(a != b for a, b in zip(partners, partners[1:]))
 
 
@@ -59,3 +60,10 @@ def test_the_operator_ranks_the_current_partner_first() -> None:
     # The feed's structure dominates: every trending leaf's first related key is its current partner.
     hits = Counter(state.top(leaf)[0][0] == partner for leaf, partner in last.items() if state.top(leaf))
     assert hits[True] >= len(last) - 1
+
+
+def test_tiny_catalog_still_gets_a_partner() -> None:
+    tiny = generate(CatalogSettings(masters=12, users=3, departments=1, subcats_per_department=1, leaves_per_subcat=3))
+    feed = CatalogFeed(tiny, FeedSettings(sessions_per_tick=5))
+    assert all(feed.partner(leaf, 0) != leaf for leaf in feed.leaves)
+    assert feed.tick(0, 1_767_225_600_000, 60_000)
