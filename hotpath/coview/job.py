@@ -281,8 +281,9 @@ def start(settings: Settings, say: Callable[[str], None]) -> list:
     leaf, partner = next(iter(trends.items()))
     say(
         f"  co-view demo: generated sessions pair {len(trends)} trending categories with a new partner "
-        f"every minute (now {leaf} -> {partner}); the first related example below shows the partner's "
-        "best sellers under the co_view signal within ~20 s, then the next partner's"
+        f"every minute (now {leaf} -> {partner}); within ~30 s the first related example below (a "
+        f"master of {leaf}) lists the partner's best sellers under the co_view signal, and the "
+        f"best-sellers example ranks them second; a minute later, the next partner's"
     )
     return [
         Endpoint("coview", "Redis keys", ", ".join(d["redis_keys"])),

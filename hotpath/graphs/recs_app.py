@@ -131,7 +131,7 @@ def start_recs(settings: Settings) -> list[str]:
     deploy_recs(settings)
     base = recs_base_url(settings)
     return [
-        f"{base}/related?user_id=u1&master_id={master_uuid(3)}&widget=pdp_related&k=10",
+        f"{base}/related?user_id=u1&master_id={master_uuid(3)}&widget=pdp_related&k=20",
         f"{base}/related?user_id=u7&k=10",
         f"{base}/related?master_id={master_uuid(42)}&widget=sponsored&k=5",
         f"{base}/bestsellers?category_id=d00.s00.l00&user_id=u1&k=10",

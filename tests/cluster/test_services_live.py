@@ -135,13 +135,18 @@ def test_isolated_up_related_example_changes_as_coviews_stream_in(iso: Isolated)
     seen: list[dict] = []
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
-        with opener.open(urls[0].replace("k=10", "k=20"), timeout=10) as resp:
+        with opener.open(urls[0], timeout=10) as resp:  # the example exactly as printed
             items = json.loads(resp.read())["items"]
         seen = [i for i in items if "co_view" in i["signals"] and i["category"] in streamed]
         if seen:
             break
         time.sleep(3)
     assert seen, f"no item of a streamed partner category {sorted(streamed)} in {items}"
+    best = re.findall(r"http://127\.0\.0\.1:\d+\S*/bestsellers\?category_id=\S+", out.stdout)
+    assert best and f"category_id={feed.catalog.cat_ids[leaf]}&" in best[0], out.stdout
+    with opener.open(best[0], timeout=10) as resp:
+        cats = [i["category"] for i in json.loads(resp.read())["items"]]
+    assert any(c in streamed for c in cats[:3]), cats
 
 
 # Ray Serve 2.60 starts each replica's inter-deployment gRPC server on "[::]:0" (hard-coded);
