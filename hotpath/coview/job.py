@@ -283,7 +283,7 @@ def start(settings: Settings, say: Callable[[str], None]) -> list:
         f"  co-view demo: generated sessions pair {len(trends)} trending categories with a new partner "
         f"every minute (now {leaf} -> {partner}); within ~30 s the first related example below (a "
         f"master of {leaf}) lists the partner's best sellers under the co_view signal, and the "
-        f"best-sellers example ranks them second; a minute later, the next partner's"
+        f"best-sellers example puts one in its first three; a minute later, the next partner's"
     )
     return [
         Endpoint("coview", "Redis keys", ", ".join(d["redis_keys"])),
