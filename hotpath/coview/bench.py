@@ -111,8 +111,7 @@ def bench_stream(
     s = Settings.model_validate({
         **settings.model_dump(),
         "streaming": {**settings.streaming.model_dump(), "topic": f"bench-coview-{tag}", "job_id": f"bench-{tag}",
-                      "key_prefix": f"bench:{tag}:", "shards": shards, "partitions": 4,
-                      "checkpoint_interval_s": 5.0},
+                      "key_prefix": f"bench:{tag}:", "shards": shards, "partitions": 4},
     })  # fmt: skip
     cache = open_hot_cache(s)
     handle = None
@@ -156,9 +155,17 @@ def bench_stream(
         say(f"bench coview: freshness phase, {rate:,.0f} events/s for {seconds:g}s")
         batches = _live_batches(rate, seconds, t_start + 13 * 3_600_000, s.streaming.partitions)
         ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
+        st0 = handle.stats()
+        cpu_live0 = sum(x.get("cpu_s", 0.0) for x in st0)
+        views0 = sum(x["counters"].get("views", 0) for x in st0)
         produced, achieved = asyncio.run(_with_log(s, _produce_live, batches))
         time.sleep(3.0)  # let the last windows close and land
         stats = handle.stats()
+        # CPU of both shard processes over the live phase (and its 3 s tail) per view they read
+        live_views = sum(x["counters"].get("views", 0) for x in stats) - views0
+        out["live_views_read"] = live_views
+        out["live_shard_cpu_us_per_event"] = round(
+            (sum(x.get("cpu_s", 0.0) for x in stats) - cpu_live0) / max(1, live_views) * 1e6, 1)
         co = [v for x in stats for v in x["coview_lag_ms"]]
         rc = [v for x in stats for v in x["recent_lag_ms"]]
         out.update({

@@ -4,7 +4,7 @@ Generic over *shard references*: anything with async ``restore``, ``step``, ``ch
 ``stats`` (a :class:`~hotpath.coview.runner.ShardRunner` in-process, or a Ray actor handle wrapped
 by :class:`hotpath.actors.coview_shard.RayShardRef`). No Ray here.
 
-Each round calls ``step`` on every shard at once with the pair counts routed to it in the previous
+Each round (at most one per ``min_step_s`` while no shard is behind: adaptive steps) calls ``step`` on every shard at once with the pair counts routed to it in the previous
 round and the *global complete epoch* (the minimum over all partitions), then routes what they
 return. Every ``checkpoint_interval_s`` it delivers what is in flight and has every shard snapshot
 checkpoint ``cid`` without waiting for it (:meth:`JobCoordinator.begin_checkpoint`): each shard
@@ -74,6 +74,8 @@ class JobCoordinator:
         self.newest_sent: dict[int, int] = {}
         self.inbound: list[list[Contribution]] = []
         self.rounds = 0
+        self.behind = False
+        """Whether a shard read a full batch in the last round (then the next starts at once)."""
         self.recoveries = 0
         self.checkpoints = 0
         self.in_flight: int | None = None
@@ -148,6 +150,7 @@ class JobCoordinator:
         for r in reports:
             self._absorb(r)
         self.rounds += 1
+        self.behind = any(r.get("behind") for r in reports)
         return sum(r.get("read", 0) for r in reports)
 
     async def checkpoint(self) -> int:
@@ -213,9 +216,11 @@ class JobCoordinator:
         """Rounds until :meth:`stop`; checkpoints on an interval and once more when stopping."""
         self._running = True
         last = self.clock()
+        pace = self.settings.min_step_s
         try:
             while not self._stop.is_set():
                 try:
+                    started = time.monotonic()
                     await self.round()
                     await self.commit_saved()
                     if self.clock() - last >= self.settings.checkpoint_interval_s:
@@ -226,6 +231,15 @@ class JobCoordinator:
                 except Exception as exc:
                     await self.recover(exc)
                     last = self.clock()
+                    continue
+                # Adaptive steps: while keeping up, a round starts at most every ``min_step_s`` and
+                # its steps take whatever arrived meanwhile; when behind, the next starts at once.
+                rest = pace - (time.monotonic() - started)
+                if rest > 0 and not self.behind:
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), rest)
+                    except asyncio.TimeoutError:
+                        pass
             while True:  # final checkpoint on shutdown
                 try:
                     await self.checkpoint()

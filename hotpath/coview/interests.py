@@ -58,11 +58,7 @@ class RecentInterests:
             if ts > ref:
                 ref = ts
             if len(weights) > self.max_cats or (ref - anchor) > 200 * self.period_ms:
-                weights = self._current(ref, anchor, weights)
-                if self.min_score > 0:
-                    weights = {c: w for c, w in weights.items() if w >= self.min_score}
-                if len(weights) > self.max_cats:
-                    weights = dict(rank(weights, self.max_cats))
+                weights = self._compact(ref, anchor, weights)
                 anchor = ref
             users[user] = (ref, anchor, weights)
         self.dirty.add(user)
@@ -86,17 +82,31 @@ class RecentInterests:
                 if ts > ref:
                     ref = ts
                 if len(weights) > max_cats or (ref - anchor) > span:
-                    weights = self._current(ref, anchor, weights)
-                    if self.min_score > 0:
-                        weights = {c: w for c, w in weights.items() if w >= self.min_score}
-                    if len(weights) > max_cats:
-                        weights = dict(rank(weights, max_cats))
+                    weights = self._compact(ref, anchor, weights)
                     anchor = ref
                 users[user] = (ref, anchor, weights)
             dirty.add(user)
             if len(users) > self.max_users:
                 self._forget(next(iter(users)))
                 self.counts["users_evicted"] += 1
+
+    def _compact(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
+        """The weights at ``ref``, those under ``min_score`` dropped, the best ``max_cats`` kept
+        (score descending, ties by category ascending, as :func:`rank` orders them): a new dict."""
+        w = self._output((ref, anchor, weights))
+        if w is weights:
+            w = dict(w)
+        excess = len(w) - self.max_cats
+        if excess <= 0:
+            return w
+        if excess > 3:
+            return dict(rank(w, self.max_cats))
+        # The usual case (a full user viewing one new category): drop the worst few, one by one;
+        # the same set as rank's best max_cats (worst = lowest score, then greatest category).
+        for _ in range(excess):
+            lo = min(w.values())
+            del w[max(c for c, v in w.items() if v == lo)]
+        return w
 
     def _current(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
         if ref == anchor:
@@ -105,10 +115,14 @@ class RecentInterests:
         return {c: w * f for c, w in weights.items()}
 
     def _output(self, entry: tuple[int, int, dict[str, float]]) -> dict[str, float]:
-        w = self._current(*entry)
-        if self.min_score > 0:
-            w = {c: v for c, v in w.items() if v >= self.min_score}
-        return w
+        ref, anchor, weights = entry
+        lo = self.min_score
+        if ref == anchor:
+            return {c: v for c, v in weights.items() if v >= lo} if lo > 0 else dict(weights)
+        f = self.decay ** ((ref - anchor) / self.period_ms)
+        if lo > 0:  # decayed and pruned in one pass (the sink gathers thousands of users a second)
+            return {c: x for c, v in weights.items() if (x := v * f) >= lo}
+        return {c: v * f for c, v in weights.items()}
 
     def expire(self, watermark: int | None) -> None:
         """Forget users whose newest event is older than the TTL at this watermark."""

@@ -83,12 +83,20 @@ class RespZWriter:
         for key, members in items.items():
             parts.append(pack(("DEL", key)))
             n += 1
-            pairs = members.items() if isinstance(members, Mapping) else members
-            if pairs:
-                args: list[str] = ["ZADD", key]
-                for m, s in pairs:
-                    args.append(repr(float(s)))
-                    args.append(m)
+            if members:
+                if isinstance(members, Mapping):
+                    names, scores = members.keys(), members.values()
+                else:
+                    names, scores = zip(*members)
+                # ZADD key score member score member ...: the scores' repr interleaved with the names
+                # by slice assignment (the per-member loop cost more than the packing itself)
+                args: list[Any] = [None] * (2 + 2 * len(members))
+                args[0], args[1] = "ZADD", key
+                try:
+                    args[2::2] = map(float.__repr__, scores)
+                except TypeError:  # ints, numpy floats: as redis-py writes them
+                    args[2::2] = [repr(float(x)) for x in scores]
+                args[3::2] = names
                 if len(args) > 2:
                     parts.append(pack(tuple(args)))
                     n += 1

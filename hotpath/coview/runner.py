@@ -7,9 +7,10 @@ The coordinator calls, strictly one at a time:
 - ``restore(cid, partitions)``: state and offsets of checkpoint ``cid`` (fresh when ``None``);
 - ``step(inbound, complete, trigger_sent_ms)``: take pair counts routed from other shards, apply the
   epochs every partition completed, read up to ``max_records_per_step`` per partition, queue sink
-  writes (while busy, gathered for up to ``sink_interval_s``, ``sink_backlog_interval_s`` while a
-  step reads full batches: each changed key written once with its newest value), and return the pair counts for other shards, the partitions' complete epochs and
-  offsets;
+  writes (while busy, gathered for up to ``sink_interval_s`` — ``recent_interval_s`` for users'
+  recent interests — and ``sink_backlog_interval_s`` while a step reads full batches: each changed
+  key written once with its newest value), and return the pair counts for other shards, the
+  partitions' complete epochs and offsets, and whether it read a full batch (``behind``);
 - ``checkpoint(cid, inbound, complete, trigger_sent_ms, wait)``: the same without reading, plus the
   dimension rows and order events gathered since the last one, then a snapshot of state + offsets.
   With ``wait`` it flushes the sinks and saves the snapshot under ``cid`` in one transaction before
@@ -95,7 +96,8 @@ class ShardRunner:
         self._co_dirty: set[str] = set()  # co-view keys changed, not yet gathered for the sink
         self._co_sent = 0
         self._recent_sent = 0
-        self._flushed_at = time.monotonic()
+        self._now = time.monotonic  # when sink writes were gathered (tests replace it)
+        self._flushed_at = self._recent_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
         self._generation = 0
@@ -115,6 +117,7 @@ class ShardRunner:
         self.partitions = sorted(partitions)
         self.restored_cid = cid
         self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0  # the replay marks them again
+        self._flushed_at = self._recent_at = self._now()
         self._generation += 1  # checkpoints begun before this restore are never reported
         return self._report({})
 
@@ -163,11 +166,16 @@ class ShardRunner:
         if oldest and (not self._recent_sent or oldest < self._recent_sent):
             self._recent_sent = oldest
         batch = SinkBatch()
-        now = time.monotonic()
+        now = self._now()
         behind = any(len(r) >= s.max_records_per_step for r in reads)
         if n == 0 or now - self._flushed_at >= (s.sink_backlog_interval_s if behind else s.sink_interval_s):
-            self._gather(batch)
+            self._gather_coview(batch)
             self._flushed_at = now
+        if n == 0 or now - self._recent_at >= (
+            max(s.sink_backlog_interval_s, s.recent_interval_s) if behind else s.recent_interval_s
+        ):
+            self._gather_recent(batch)
+            self._recent_at = now
         if core.orders and core.order_count() >= s.order_batch:
             batch.orders = core.drain_orders()
         if dead:
@@ -177,7 +185,7 @@ class ShardRunner:
             await self.log.append(late_topic(s.topic), late)
             self.side["late"] += len(late)
         await self._submit(batch)
-        return self._report(core.drain_outbox(), read=n)
+        return self._report(core.drain_outbox(), read=n, behind=behind)
 
     async def checkpoint(
         self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0, wait: bool = True
@@ -227,13 +235,19 @@ class ShardRunner:
 
     def _gather(self, batch: SinkBatch) -> None:
         """The co-view keys changed and the users seen since the last gathering, as of now."""
-        core = self.core
+        self._gather_coview(batch)
+        self._gather_recent(batch)
+
+    def _gather_coview(self, batch: SinkBatch) -> None:
         if self._co_dirty:
-            batch.coview = core.state.tops(sorted(self._co_dirty))
+            batch.coview = self.core.state.tops(sorted(self._co_dirty))
             batch.coview_sent_ms = self._co_sent
-        batch.recent = core.drain_recent()
+        self._co_dirty, self._co_sent = set(), 0
+
+    def _gather_recent(self, batch: SinkBatch) -> None:
+        batch.recent = self.core.drain_recent()
         batch.recent_sent_ms = self._recent_sent if batch.recent else 0
-        self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0
+        self._recent_sent = 0
 
     def _deferred(self) -> bool:
         """Whether sink writes are waiting to be gathered (see ``sink_interval_s``)."""

@@ -78,7 +78,14 @@ class StreamingSettings(BaseModel):
     max_records_per_step: int = Field(20_000, ge=1)
     """Records one shard reads per partition per step (bounds work in flight)."""
     read_timeout_s: float = Field(0.05, ge=0)
-    checkpoint_interval_s: float = Field(5.0, ge=0)
+    checkpoint_interval_s: float = Field(15.0, ge=0)
+    """Interval of the (asynchronous) checkpoints: state + offsets together, plus the dimension rows of
+    the keys changed since the previous one. Longer: less snapshot and dimension-store work per event,
+    a longer replay after a failure (``checkpoint_interval_s`` of events at most)."""
+    min_step_s: float = Field(0.15, ge=0)
+    """While the job keeps up (no shard read a full ``max_records_per_step`` batch), rounds start at
+    most this often, so a step takes what arrived meanwhile instead of a few ms of events (per-step
+    costs amortised over more events); when behind, rounds follow each other at once. 0: no pacing."""
     sink_queue_max: int = Field(8, ge=1)
     """Sink batches queued per shard; a slow sink blocks the shard when the queue is full."""
     dimension_batch: int = Field(500, ge=1)
@@ -91,6 +98,9 @@ class StreamingSettings(BaseModel):
     """While a shard is busy, its Redis writes are gathered for up to this long (a key written once
     with its newest value instead of once a step); 0 writes every step. Idle steps and checkpoints
     always write. Only when, never what: every write is a full replacement."""
+    recent_interval_s: float = Field(1.0, ge=0)
+    """The same for ``user:recent_cats`` writes while busy: a user's whole set (up to ``recent_max_cats``
+    members) is rewritten at most once per this long, however many of its views arrived meanwhile."""
     sink_backlog_interval_s: float = Field(2.0, ge=0)
     """The same while the shard works through a backlog (a step read ``max_records_per_step`` from a
     partition): each key is then written at most once per this long instead of once per

@@ -194,40 +194,58 @@ class PartitionWindower:
         seq = self._seq
         dropped: list[int] = []
         applied = 0
-        for i, (session, key, ts) in enumerate(events):
+
+        def limit_at(max_ts: int | None) -> int | None:
+            """``watermark - lateness`` (None without a watermark); changes only with ``max_ts``."""
             if max_ts is None:
                 wm = floor
             else:
                 wm = max_ts - delay
                 if floor is not None and floor > wm:
                     wm = floor
-            if wm is not None:
-                limit = wm - lat
-                if (ts // d) * d + size <= limit:
+            return None if wm is None else wm - lat
+
+        limit = limit_at(max_ts)
+        back = size - d  # a view at ``last`` (its slide's start) is in the windows starting at last-back .. last
+        for i, (session, key, ts) in enumerate(events):
+            last = ts - ts % d  # == (ts // d) * d
+            if limit is not None and last + d <= limit:  # its earliest-ending window already fired
+                if last + size <= limit:  # ... and its latest too: late
                     if drop:
                         dropped.append(i)
                         continue
                     applied += 1
-                    ts = wm
-            else:
-                limit = None
-            wins = sliding.get(session)
-            if wins is None:
-                wins = sliding[session] = {}
-            last = (ts // d) * d
-            for start in range(last - size + d, last + d, d):
-                end = start + size
-                if limit is not None and end <= limit:
-                    continue  # that window already fired (or is about to)
-                keys = wins.get(start)
-                if keys is None:
-                    keys = wins[start] = {}
-                    seq += 1
-                    push(fire, (end, seq, session, start))
-                if key not in keys and len(keys) < maxk:
-                    keys[key] = None
+                    ts = limit + lat  # the watermark
+                    last = ts - ts % d
+                wins = sliding.get(session)
+                if wins is None:
+                    wins = sliding[session] = {}
+                for start in range(last - back, last + d, d):
+                    end = start + size
+                    if end <= limit:
+                        continue  # that window already fired (or is about to)
+                    keys = wins.get(start)
+                    if keys is None:
+                        keys = wins[start] = {}
+                        seq += 1
+                        push(fire, (end, seq, session, start))
+                    if key not in keys and len(keys) < maxk:
+                        keys[key] = None
+            else:  # the usual case: every window of the view is still open
+                wins = sliding.get(session)
+                if wins is None:
+                    wins = sliding[session] = {}
+                for start in range(last - back, last + d, d):
+                    keys = wins.get(start)
+                    if keys is None:
+                        keys = wins[start] = {}
+                        seq += 1
+                        push(fire, (start + size, seq, session, start))
+                    if key not in keys and len(keys) < maxk:
+                        keys[key] = None
             if max_ts is None or ts > max_ts:
                 max_ts = ts
+                limit = limit_at(max_ts)
         self._seq, self.max_ts = seq, max_ts
         if dropped:
             self.counts["late_dropped"] += len(dropped)

@@ -252,3 +252,52 @@ async def test_an_order_without_master_or_with_a_bad_quantity_is_a_dead_letter(t
     reasons = [json.loads(r.value)["reason"] for r in log.topics["views.dlq"][0]]
     assert reasons == ["missing field 'master' (an order needs it)"] + ["field 'qty' must be an integer in 1..1000000"] * 2
     assert rollups.top_sellers("c1", 5) == [("m1", 4.0)]
+
+
+async def test_user_writes_are_gathered_per_recent_interval_and_flushed_when_idle(tmp_path) -> None:
+    """``recent_interval_s``: a busy shard rewrites each user once per interval, not once per step;
+    an idle step writes everything pending. A step that reads a full batch reports ``behind``."""
+    from hotpath.coview.runner import ShardRunner
+
+    settings = make_settings(tmp_path, shards=1, partitions=1, sink_interval_s=0.0, recent_interval_s=100.0,
+                             max_records_per_step=3)
+    s = settings.streaming
+    log, cache = MemoryEventLog(), InMemoryHotCache()
+    await log.create_topic(s.topic, 1)
+    runner = ShardRunner(0, 1, s, tmp_path, event_log=log, cache=cache, dims=None)
+    now = [1000.0]
+    runner._now = lambda: now[0]
+    await runner.restore(None, [0])
+
+    async def view(user: str, cat: str, ts: int) -> None:
+        body = {"type": "view", "user": user, "session": user, "cat": cat, "ts": ts, "pid": "p"}
+        await produce_events(log, s.topic, [(user.encode(), json.dumps(body).encode())], partitions=1)
+
+    def recent() -> dict[str, dict[str, float]]:
+        runner.sinks.flush()
+        return zset_dump(cache, "user:recent_cats:")
+
+    try:
+        t0 = 1_767_225_600_000
+        await view("u1", "a", t0)
+        assert (await runner.step([], -1))["behind"] is False
+        assert recent() == {}  # busy, inside the interval: gathered later
+        for i, cat in enumerate("bcd"):
+            await view("u1", cat, t0 + 1000 * (i + 1))
+        rep = await runner.step([], -1)
+        assert rep["read"] == 3 and rep["behind"] is True
+        assert recent() == {}
+        now[0] += 100.0  # the interval passed: one write, with every view so far
+        await view("u2", "a", t0 + 5000)
+        await runner.step([], -1)
+        got = recent()
+        assert set(got) == {"user:recent_cats:u1", "user:recent_cats:u2"}
+        assert set(got["user:recent_cats:u1"]) == {"a", "b", "c", "d"}
+        await view("u1", "e", t0 + 6000)
+        await runner.step([], -1)
+        assert "e" not in recent()["user:recent_cats:u1"]
+        await runner.step([], -1)  # idle: whatever is pending is written at once
+        assert "e" in recent()["user:recent_cats:u1"]
+        assert runner.sinks.written["recent_keys"] == 3
+    finally:
+        await runner.close()

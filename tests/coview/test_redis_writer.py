@@ -39,6 +39,25 @@ def test_resp_writer_replaces_sets_exactly_like_the_cache(uniq: str) -> None:
         cache.close()
 
 
+def test_resp_writer_writes_int_and_numpy_scores_like_the_cache(uniq: str) -> None:
+    import numpy as np
+
+    cache = RedisHotCache(load_settings(None))
+    w = zwriter_for(cache)
+    items = {"m": {"x": 3, "y": np.float32(0.1), "z": np.float64(2.5), "w": 1.0}, "l": [("x", 7), ("y", np.int64(2))]}
+    try:
+        cache.zreplace_many({f"t:{uniq}:b:{k}": dict(v) for k, v in items.items()})
+        w.zreplace_many({f"t:{uniq}:a:{k}": v for k, v in items.items()})
+        a = {k.split(":a:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:a:").items()}
+        b = {k.split(":b:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:b:").items()}
+        assert a == b and a["m"]["x"] == 3.0 and a["l"] == {"x": 7.0, "y": 2.0}
+    finally:
+        for k in list(cache.scan(f"t:{uniq}:")):
+            cache.delete(k)
+        w.close()
+        cache.close()
+
+
 def test_resp_writer_unreachable_is_service_unavailable() -> None:
     w = RespZWriter("127.0.0.1", 1, timeout_s=1.0)
     with pytest.raises(ServiceUnavailable):

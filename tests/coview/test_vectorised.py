@@ -243,3 +243,37 @@ def test_shard_batch_path_equals_per_event_path_with_late_events(policy: str) ->
     for x, y in zip(a[3], b[3]):
         assert x.counters() == y.counters()
         assert x.offsets() == y.offsets() and x.newest_sent() == y.newest_sent()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> None:
+    """Over ``max_cats``: the best by score, ties by category ascending (as ``rank`` keeps them),
+    checked against a reference that re-ranks every user whole at each overflow; many ties."""
+    from hotpath.coview.topk import rank
+
+    rng = random.Random(seed)
+    hour, max_cats, min_score = 3_600_000, 4, 0.3
+    r = RecentInterests(decay=0.9, period_ms=hour, min_score=min_score, max_cats=max_cats)
+    ref: dict[str, tuple[int, int, dict[str, float]]] = {}
+    views = []
+    t = 0
+    for _ in range(3000):
+        t += rng.choice([0, 0, 0, hour // 4, hour])  # equal times: equal weights, ties to break
+        views.append((f"u{rng.randrange(5)}", f"c{rng.randrange(12)}", t))
+    for user, cat, ts in views:
+        r.on_view(user, cat, ts)
+        newest, anchor, w = ref.get(user, (ts, ts, {}))
+        w = dict(w)
+        w[cat] = w.get(cat, 0.0) + 0.9 ** ((anchor - ts) / hour)
+        newest = max(newest, ts)
+        if len(w) > max_cats or newest - anchor > 200 * hour:
+            f = 0.9 ** ((newest - anchor) / hour)
+            w = {c: v * f for c, v in w.items()}
+            w = {c: v for c, v in w.items() if v >= min_score}
+            w = dict(rank(w, max_cats))
+            anchor = newest
+        ref[user] = (newest, anchor, w)
+    for user, (newest, anchor, w) in ref.items():
+        f = 0.9 ** ((newest - anchor) / hour)
+        want = rank({c: v * f for c, v in w.items() if v * f >= min_score}, max_cats)
+        assert r.weights(user) == want
