@@ -70,12 +70,5 @@ class KeyIds:
 
     def arrays(self, baskets: Sequence[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
         """``(group, key id)`` of every key of every basket; new keys get ids in order of first sight."""
-        ids, names = self.ids, self.names
-        flat = list(chain.from_iterable(baskets))
-        for key in dict.fromkeys(flat):
-            if key not in ids:
-                ids[key] = len(names)
-                names.append(key)
-        k = np.fromiter(map(ids.__getitem__, flat), dtype=np.int64, count=len(flat))
-        sizes = np.fromiter(map(len, baskets), dtype=np.int64, count=len(baskets))
-        return np.repeat(np.arange(len(baskets), dtype=np.int64), sizes), k
+        k, sizes = self.flatten(baskets)
+        return np.repeat(np.arange(len(baskets), dtype=np.int64), sizes), k.astype(np.int64)
