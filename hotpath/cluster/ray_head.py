@@ -70,8 +70,15 @@ _ENV_OFFSETS = {
 _WORKER_OFFSET = 10
 _STARTUP_LOGS = ("gcs_server.out", "raylet.out", "dashboard.log", "dashboard.err", "monitor.log")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
-# Unix socket paths under the temp dir must stay under 107 bytes; the session part takes ~62.
-_MAX_TEMP_LEN = 44
+# Unix socket paths under the temp dir must stay within 107 bytes. The longest Ray 2.60 makes is
+# {temp}/session_2026-11-26_12-08-52_545562_{pid}/sockets/dash_MetricsHead: 35 + up to 7 (pid) + 25
+# bytes after the temp dir and its slash, a few more for longer dashboard module names. A temp dir
+# over _MAX_TEMP_LEN moves to /tmp/hotpath-ray-{digest} (27 bytes). (At 44, a checkout at
+# /check/work/main with a 5-digit pid made the dashboard's MetricsHead socket 109 bytes: the
+# dashboard died and `ray start` waited for it until its own timeout.)
+_SOCKET_MAX = 107
+_LONGEST_SOCKET_TAIL = len("/session_2026-11-26_12-08-52_545562_1234567/sockets/dash_MetricsHead") + 8
+_MAX_TEMP_LEN = _SOCKET_MAX - _LONGEST_SOCKET_TAIL
 
 
 def _ray_binary() -> str:

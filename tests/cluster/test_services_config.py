@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import yaml
@@ -90,7 +91,25 @@ def test_generated_configs_bind_loopback(isolated: Isolated) -> None:
     argv = ray.command()
     for flag in ("--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", f"--port={s.ray.port}"):
         assert flag in argv
-    assert len(str(ray.temp_dir)) <= 44  # unix socket paths below stay under the kernel's limit
+    assert_ray_sockets_fit(ray)
+
+
+def assert_ray_sockets_fit(ray: RayService) -> None:
+    # The longest unix socket Ray 2.60 makes under its temp dir (a 7-digit pid), with room for a
+    # longer dashboard module name: it must stay within the kernel's 107 bytes, or the dashboard dies.
+    longest = f"{ray.temp_dir}/session_2026-11-26_12-08-52_545562_4194304/sockets/dash_MetricsHead"
+    assert len(longest) + 8 <= 107, longest
+
+
+@pytest.mark.parametrize("where", ["/check/work/main", "/w", "/home/someone/src/hotpath-checkout"])
+def test_ray_temp_dir_keeps_sockets_under_the_limit(where: str) -> None:
+    from hotpath.config import Settings
+
+    for runtime in (f"{where}/.hotpath", "/tmp/pytest-of-root/pytest-12/cluster0/runtime"):
+        ray = RayService(Settings(runtime_dir=runtime))
+        assert_ray_sockets_fit(ray)
+        if len(f"{runtime}/services/ray/tmp") <= 31:
+            assert ray.temp_dir == Path(runtime) / "services" / "ray" / "tmp"  # kept beside its logs when short
 
 
 def test_missing_java_is_one_line_and_starts_nothing(isolated: Isolated, monkeypatch: pytest.MonkeyPatch) -> None:
