@@ -128,14 +128,18 @@ class ShardRunner:
         finally:
             self.step_ms.append((time.perf_counter() - t0) * 1000.0)
 
-    async def _step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int) -> dict[str, Any]:
-        core, s = self.core, self.settings
-        core.receive(inbound)
-        changed = core.apply_epochs(complete)
+    def _take(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int) -> None:
+        """Receive other shards' baskets, apply the epochs now complete, mark their keys dirty."""
+        self.core.receive(inbound)
+        changed = self.core.apply_epochs(complete)
         if changed:
             self._co_dirty |= changed
             if trigger_sent_ms and not self._co_sent:
                 self._co_sent = trigger_sent_ms
+
+    async def _step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int) -> dict[str, Any]:
+        core, s = self.core, self.settings
+        self._take(inbound, complete, trigger_sent_ms)
         read = self._read
         reads = await asyncio.gather(
             *(read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
@@ -200,12 +204,7 @@ class ShardRunner:
         self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int, wait: bool
     ) -> dict[str, Any]:
         core = self.core
-        core.receive(inbound)
-        changed = core.apply_epochs(complete)
-        if changed:
-            self._co_dirty |= changed
-            if trigger_sent_ms and not self._co_sent:
-                self._co_sent = trigger_sent_ms
+        self._take(inbound, complete, trigger_sent_ms)
         batch = SinkBatch()
         self._gather(batch)
         batch.dims = core.drain_dims()

@@ -21,6 +21,7 @@ from hotpath.recs.model import Candidate, Item, PidAttrs
 from hotpath.recs.settings import RecsSettings, WidgetRule
 
 __all__ = [
+    "add_promo",
     "normalised",
     "seed_categories",
     "expand_categories",
@@ -306,6 +307,16 @@ def keep(a: PidAttrs | None, rule: WidgetRule) -> bool:
     return True
 
 
+def add_promo(signals: list[str], scores: dict[str, float], a: PidAttrs) -> None:
+    """Name the ``promo`` signal and its figures (boost, ad bid, flash sale) on an item."""
+    signals.append("promo")
+    scores["boost"] = a.boost
+    if a.ad_bid:
+        scores["ad_bid"] = a.ad_bid
+    if a.flash_sale:
+        scores["flash_sale"] = 1.0
+
+
 def make_item(c: Candidate, a: PidAttrs | None, category: str | None, final: float, promo: bool) -> Item:
     signals = []
     scores: dict[str, float] = {"base": c.base}
@@ -315,12 +326,7 @@ def make_item(c: Candidate, a: PidAttrs | None, category: str | None, final: flo
             signals.append(name)
             scores[name] = v
     if promo and a is not None:
-        signals.append("promo")
-        scores["boost"] = a.boost
-        if a.ad_bid:
-            scores["ad_bid"] = a.ad_bid
-        if a.flash_sale:
-            scores["flash_sale"] = 1.0
+        add_promo(signals, scores, a)
     return Item(
         master_id=c.master_id,
         pid=a.pid if a else None,

@@ -26,6 +26,7 @@ from hotpath.recs.model import BestsellersQuery, Item, RecsResult, RelatedQuery
 from hotpath.recs.ranking import (
     SIGNAL_NAMES,
     RowMerged,
+    add_promo,
     bestseller_cat_weights,
     merge_rows,
     normalised,
@@ -513,12 +514,7 @@ class RecsService:
                             "signals": signals, "scores": scores, "price": None, "rating": None})  # fmt: skip
                 continue
             if promo_l[n]:
-                signals.append("promo")
-                scores["boost"] = a.boost
-                if a.ad_bid:
-                    scores["ad_bid"] = a.ad_bid
-                if a.flash_sale:
-                    scores["flash_sale"] = 1.0
+                add_promo(signals, scores, a)
             out.append({"master_id": mids[r], "pid": a.pid, "category": cat[r], "score": fl[j],
                         "signals": signals, "scores": scores, "price": a.price, "rating": a.rating})  # fmt: skip
         return out
