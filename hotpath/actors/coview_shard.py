@@ -69,6 +69,8 @@ class CoviewShard:
         # The keyed state is millions of small objects without cycles: the default thresholds ran
         # full collections over all of them (~18% of the shard's CPU, pauses of ~100 ms).
         gc.set_threshold(100_000, 50, 1_000)
+        self._gc = _GcPauses()
+        gc.callbacks.append(self._gc)
         from hotpath.stores.factory import open_dimension_store, open_event_log, open_hot_cache
         from hotpath.stores.rollups import open_rollup_store
 
@@ -98,13 +100,44 @@ class CoviewShard:
         return await self.runner.checkpoint(cid, inbound, complete, trigger_sent_ms, wait)
 
     async def stats(self) -> dict[str, Any]:
-        return await self.runner.stats()
+        return {**await self.runner.stats(), "gc": self._gc.summary()}
 
     def reset_lags(self) -> None:
         self.runner.reset_lags()
+        self._gc.reset()
 
     async def close(self) -> None:
         await self.runner.close()
+
+
+class _GcPauses:
+    """A ``gc.callbacks`` entry: how many collections of each generation ran and their longest
+    pause (a full collection over millions of state objects stops the shard; shown in stats)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = [0, 0, 0]
+        self.max_ms = [0.0, 0.0, 0.0]
+        self.total_ms = [0.0, 0.0, 0.0]
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        import time
+
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        g = info.get("generation", 0)
+        ms = (time.perf_counter() - self._t0) * 1000.0
+        self.count[g] += 1
+        self.total_ms[g] += ms
+        self.max_ms[g] = max(self.max_ms[g], ms)
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": list(self.count), "max_ms": [round(x, 1) for x in self.max_ms],
+                "total_ms": [round(x, 1) for x in self.total_ms]}
 
 
 class RayShardRef:

@@ -19,6 +19,7 @@ offline replay, and the memory the keyed state takes.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
 import tempfile
@@ -98,7 +99,8 @@ def bench_replay(events: int) -> dict[str, Any]:
 
 
 def bench_stream(
-    settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None]
+    settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None],
+    trace: Path | None = None,
 ) -> dict[str, Any]:
     from hotpath.coview.job import _ensure_ray, start_coview_job
 
@@ -154,6 +156,7 @@ def bench_stream(
         say(f"bench coview: {n:,} events in {dt:.1f}s = {out['events_per_s']:,} events/s")
         say(f"bench coview: freshness phase, {rate:,.0f} events/s for {seconds:g}s")
         batches = _live_batches(rate, seconds, t_start + 13 * 3_600_000, s.streaming.partitions)
+        say(f"bench coview: producing {sum(map(len, batches)):,} live events")
         ray.get([h.reset_lags.remote() for h in ray.get(handle.driver.shard_handles.remote())])
         st0 = handle.stats()
         cpu_live0 = sum(x.get("cpu_s", 0.0) for x in st0)
@@ -166,6 +169,10 @@ def bench_stream(
         out["live_views_read"] = live_views
         out["live_shard_cpu_us_per_event"] = round(
             (sum(x.get("cpu_s", 0.0) for x in stats) - cpu_live0) / max(1, live_views) * 1e6, 1)
+        if trace is not None:
+            keys = ("read_age_ms", "step_ms", "hot_write_ms", "recent_lag_ms", "coview_lag_ms", "checkpoint_ms", "gc")
+            trace.write_text(json.dumps([{k: x.get(k) for k in keys} for x in stats]))
+            say(f"bench coview: per-shard series written to {trace}")
         co = [v for x in stats for v in x["coview_lag_ms"]]
         rc = [v for x in stats for v in x["recent_lag_ms"]]
         out.update({
@@ -176,6 +183,8 @@ def bench_stream(
             "coview_samples": len(co), "recent_samples": len(rc),
             "step_p50_ms": _p([v for x in stats for v in x.get("step_ms", [])], 50),
             "step_p99_ms": _p([v for x in stats for v in x.get("step_ms", [])], 99),
+            "read_age_p50_ms": _p([v for x in stats for v in x.get("read_age_ms", [])], 50),
+            "read_age_p99_ms": _p([v for x in stats for v in x.get("read_age_ms", [])], 99),
             "checkpoint_max_ms": round(max([v for x in stats for v in x.get("checkpoint_ms", [])], default=0.0), 1),
         })  # fmt: skip
         p99s = [v for v in (out["recent_freshness_p99_ms"], out["coview_freshness_p99_ms"]) if v is not None]
@@ -185,6 +194,12 @@ def bench_stream(
             for k, v in x["counters"].items():
                 totals[k] = totals.get(k, 0) + v
         out["job_counters"] = totals
+        sink: dict[str, int] = {}
+        for x in stats:
+            for k, v in x["sink"].items():
+                sink[k] = sink.get(k, 0) + v
+        out["sink_counters"] = sink
+        out["shard_gc"] = [x.get("gc") for x in stats]
         keys = list(cache.scan(f"{s.streaming.key_prefix}cat:co_view:"))
         out["coview_keys_in_redis"] = len(keys)
         final_status = handle.status()
@@ -282,11 +297,12 @@ def run_bench(
     replay_events: int = 1_000_000,
     shards: int = 2,
     stream: bool = True,
+    trace: Path | None = None,
     say: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"machine_cores": __import__("os").cpu_count()}
     if stream:
-        out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say))
+        out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say, trace=trace))
     say("bench coview: offline replay")
     out.update(bench_replay(replay_events))
     say("bench coview: state memory")

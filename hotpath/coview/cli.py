@@ -184,6 +184,8 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         replay_events: int = typer.Option(1_000_000, "--replay-events", help="Events for the offline replay"),
         shards: int = typer.Option(2),
         skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),
+        trace: Optional[Path] = typer.Option(None, "--trace",
+                                             help="Write each shard's live-phase series (read age, step, sink write and freshness times, in order) to this JSON file"),
         as_json: bool = typer.Option(False, "--json"),
         config: Optional[Path] = typer.Option(None, "--config"),
     ) -> None:
@@ -192,7 +194,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
 
         s = _settings(config, "full")
         result = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events,
-                           shards=shards, stream=not skip_stream, say=lambda m: typer.echo(m, err=True))
+                           shards=shards, stream=not skip_stream, trace=trace, say=lambda m: typer.echo(m, err=True))
         if as_json:
             typer.echo(json.dumps(result))
         else:

@@ -5,6 +5,14 @@ where ``ref`` is the user's newest event time (a view weighs 1 when new and deca
 default). Weights under ``min_score`` are pruned and at most ``max_cats`` kept. Users not seen for ``ttl_ms`` of event time
 (the watermark's) are forgotten, as is the least recently seen user beyond ``max_users``; their
 Redis key expires by its TTL. All of it depends only on the partition's event order.
+
+What the sink writes (``user:recent_cats:{uid}``, :meth:`RecentInterests.drain_changes`): the
+weights *as of the user's anchor* (see :class:`RecentInterests`), which differ from the current
+ones by one factor per user — same order, same ratios (readers normalise by the highest) — so a
+view changes one member and the sink writes that member alone (``ZADD``, an absolute score:
+idempotent). The whole set is rewritten when the anchor moves: when the user is first seen, and at
+each compaction (more than ``max_cats`` categories, or ``compact_periods`` decay periods since the
+anchor), which is also when members under ``min_score`` leave Redis.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ class RecentInterests:
     Stored per user: ``(newest event time, anchor time, {cat: weight at the anchor})``; a view
     adds ``decay ** ((anchor - t) / period)`` — O(1), no re-decaying of every category per view —
     and a category's weight at the newest event time is ``stored * decay ** ((ref - anchor) / period)``.
-    When a user holds more than ``max_cats`` categories, weights are computed, the ones under
-    ``min_score`` dropped, the best ``max_cats`` kept, and the anchor moves to the newest time.
+    When a user holds more than ``max_cats`` categories, or its newest view is more than
+    ``compact_periods`` decay periods after the anchor, weights are computed, the ones under
+    ``min_score`` dropped, the best ``keep_cats`` kept (default: ``max_cats`` less a fifth), and the
+    anchor moves to the newest time (the compaction; it bounds stored weights to
+    ``decay ** -compact_periods``).
     """
 
     def __init__(
@@ -36,45 +47,37 @@ class RecentInterests:
         max_cats: int = 50,
         ttl_ms: int = 3 * 86_400_000,
         max_users: int = 500_000,
+        compact_periods: int = 24,
+        keep_cats: int | None = None,
     ) -> None:
         self.decay, self.period_ms, self.min_score = decay, period_ms, min_score
         self.max_cats, self.ttl_ms, self.max_users = max_cats, ttl_ms, max_users
+        self.compact_periods = compact_periods
+        self.keep_cats = max(1, min(max_cats, keep_cats if keep_cats is not None else max_cats - max_cats // 5))
+        """A compaction keeps at most this many (some room under ``max_cats``: a user holding its
+        fill of categories is not compacted, and its set rewritten whole, at every new one)."""
         self.users: dict[str, tuple[int, int, dict[str, float]]] = {}
         """user -> (newest event time, anchor, category -> weight at anchor); least recently seen first."""
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, set[str] | None] = {}
+        """Users changed since the last drain: the categories changed, or ``None`` when the whole set
+        must be written (new user, or the anchor moved)."""
         self.forgotten: dict[str, dict[str, float]] = {}
-        """Final weights of dirty users forgotten before their write: still written (deterministic)."""
+        """Stored weights of dirty users forgotten before their write: still written, whole (deterministic)."""
         self.counts: Counter = Counter()
 
     def on_view(self, user: str, cat: str, ts: int) -> None:
-        users = self.users
-        entry = users.pop(user, None)
-        if entry is None:
-            users[user] = (ts, ts, {cat: 1.0})
-        else:
-            ref, anchor, weights = entry
-            add = 1.0 if ts == anchor else self.decay ** ((anchor - ts) / self.period_ms)
-            weights[cat] = weights.get(cat, 0.0) + add
-            if ts > ref:
-                ref = ts
-            if len(weights) > self.max_cats or (ref - anchor) > 200 * self.period_ms:
-                weights = self._compact(ref, anchor, weights)
-                anchor = ref
-            users[user] = (ref, anchor, weights)
-        self.dirty.add(user)
-        if len(users) > self.max_users:
-            self._forget(next(iter(users)))
-            self.counts["users_evicted"] += 1
+        self.on_views([(user, cat, ts)])
 
     def on_views(self, views: list[tuple[str, str, int]]) -> None:
-        """:meth:`on_view` for each ``(user, cat, ts)`` in order."""
+        """Apply each ``(user, cat, ts)`` in order."""
         users, dirty = self.users, self.dirty
         decay, period, max_cats = self.decay, self.period_ms, self.max_cats
-        span = 200 * period
+        span = self.compact_periods * period
         for user, cat, ts in views:
             entry = users.pop(user, None)
             if entry is None:
                 users[user] = (ts, ts, {cat: 1.0})
+                dirty[user] = None
             else:
                 ref, anchor, weights = entry
                 add = 1.0 if ts == anchor else decay ** ((anchor - ts) / period)
@@ -84,23 +87,30 @@ class RecentInterests:
                 if len(weights) > max_cats or (ref - anchor) > span:
                     weights = self._compact(ref, anchor, weights)
                     anchor = ref
+                    dirty[user] = None
+                    self.counts["recent_compactions"] += 1
+                else:
+                    changed = dirty.get(user, False)
+                    if changed is False:
+                        dirty[user] = {cat}
+                    elif changed is not None:
+                        changed.add(cat)
                 users[user] = (ref, anchor, weights)
-            dirty.add(user)
             if len(users) > self.max_users:
                 self._forget(next(iter(users)))
                 self.counts["users_evicted"] += 1
 
     def _compact(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
-        """The weights at ``ref``, those under ``min_score`` dropped, the best ``max_cats`` kept
+        """The weights at ``ref``, those under ``min_score`` dropped, the best ``keep_cats`` kept
         (score descending, ties by category ascending, as :func:`rank` orders them): a new dict."""
         w = self._output((ref, anchor, weights))
         if w is weights:
             w = dict(w)
-        excess = len(w) - self.max_cats
+        excess = len(w) - self.keep_cats
         if excess <= 0:
             return w
         if excess > 3:
-            return dict(rank(w, self.max_cats))
+            return dict(rank(w, self.keep_cats))
         # The usual case (a full user viewing one new category): drop the worst few, one by one;
         # the same set as rank's best max_cats (worst = lowest score, then greatest category).
         for _ in range(excess):
@@ -140,32 +150,51 @@ class RecentInterests:
     def _forget(self, user: str) -> None:
         entry = self.users.pop(user)
         if user in self.dirty:
-            self.dirty.discard(user)
-            self.forgotten[user] = self._output(entry)
+            del self.dirty[user]
+            self.forgotten[user] = dict(entry[2])
 
     def weights(self, user: str) -> list[tuple[str, float]]:
         """The user's current weights (at its newest event), pruned, best first."""
         entry = self.users.get(user)
         return rank(self._output(entry), self.max_cats) if entry else []
 
-    def drain_dirty(self) -> dict[str, dict[str, float]]:
-        """Current weights of the users changed since the last drain."""
-        out = dict(sorted(self.forgotten.items()))
+    def drain_changes(self) -> dict[str, tuple[bool, dict[str, float]]]:
+        """What to write for the users changed since the last drain: ``user -> (whole, members)``
+        — with ``whole`` the user's set is replaced by ``members``, else ``members`` are set in it.
+        Scores are weights as of the user's anchor (see the module docstring)."""
+        out: dict[str, tuple[bool, dict[str, float]]] = {u: (True, w) for u, w in sorted(self.forgotten.items())}
         users = self.users
-        out.update({u: self._output(users[u]) for u in sorted(self.dirty)})
-        self.dirty, self.forgotten = set(), {}
+        for u in sorted(self.dirty):
+            changed = self.dirty[u]
+            weights = users[u][2]
+            if changed is None:
+                out[u] = (True, dict(weights))
+            else:
+                out[u] = (False, {c: weights[c] for c in changed})
+        self.dirty, self.forgotten = {}, {}
         return out
+
+    def stored(self, user: str) -> dict[str, float]:
+        """The user's weights as of its anchor: what ``user:recent_cats`` holds once written."""
+        entry = self.users.get(user)
+        return dict(entry[2]) if entry else {}
 
     def snapshot(self) -> bytes:
         return pickle.dumps(
             (self.decay, self.period_ms, self.min_score, self.max_cats, self.ttl_ms, self.max_users,
-             self.users, self.dirty, self.forgotten, self.counts),
+             self.users, self.dirty, self.forgotten, self.counts, self.compact_periods, self.keep_cats),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
 
     @classmethod
     def restore(cls, blob: bytes) -> RecentInterests:
-        decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts = pickle.loads(blob)
-        r = cls(decay=decay, period_ms=period, min_score=min_score, max_cats=max_cats, ttl_ms=ttl, max_users=max_users)
+        fields = pickle.loads(blob)
+        if len(fields) == 10:  # a checkpoint of the previous version: whole rewrites, 200-period anchors
+            (decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts) = fields
+            compact, keep, dirty = 200, max_cats, dict.fromkeys(dirty)
+        else:
+            decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts, compact, keep = fields
+        r = cls(decay=decay, period_ms=period, min_score=min_score, max_cats=max_cats, ttl_ms=ttl, max_users=max_users,
+                compact_periods=compact, keep_cats=keep)
         r.users, r.dirty, r.forgotten, r.counts = users, dirty, forgotten, counts
         return r

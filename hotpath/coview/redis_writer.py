@@ -1,15 +1,16 @@
-"""Whole-set replacement of many Redis sorted sets, written straight in RESP (the sinks' hot path).
+"""Writes of many Redis sorted sets, straight in RESP (the sinks' hot path).
 
 :meth:`RespZWriter.zreplace_many` does what :meth:`HotCache.zreplace_many` does on Redis (per key:
-``DEL``, ``ZADD`` of every member, ``PEXPIRE`` when a TTL is given, all in one ``MULTI``/``EXEC``),
-with a fraction of the client CPU: commands are packed by ``hiredis.pack_command`` (C), the whole
-transaction goes out in one ``sendall`` on a plain socket, and the replies are parsed by
+``DEL``, ``ZADD`` of every member, ``PEXPIRE`` when a TTL is given, in ``MULTI``/``EXEC``
+transactions of ``keys_per_transaction`` keys), and :meth:`RespZWriter.zwrite_many` the same plus
+``ZADD`` of some members into other keys, with a fraction of the client CPU: commands are packed by
+``hiredis.pack_command`` (C), every transaction goes out in one ``sendall`` on a plain socket, and the replies are parsed by
 ``hiredis.Reader``. Scores are written as ``repr(float)``, as redis-py writes them, so the stored
 values are identical. The sink writer uses it whenever its cache is a :class:`RedisHotCache`
 (:func:`zwriter_for`); any other cache is written through its own ``zreplace_many``.
 
 Errors: a failed connection or a timeout is :class:`ServiceUnavailable` (the socket is dropped and
-opened again on the next call), an error reply :class:`StoreError`. Writes are full replacements,
+opened again on the next call), an error reply :class:`StoreError`. Writes set absolute values,
 so the sink may simply retry a batch.
 """
 
@@ -35,12 +36,19 @@ _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 class ZWriter(Protocol):
     def zreplace_many(self, items: Mapping[str, Members], *, ttl_s: float | None = None) -> None: ...
 
+    def zwrite_many(
+        self, replace: Mapping[str, Members], add: Mapping[str, Members], *, ttl_s: float | None = None
+    ) -> None: ...
+
 
 class RespZWriter:
     """``zreplace_many`` on one socket of its own (one thread at a time; see the module docstring)."""
 
-    def __init__(self, host: str, port: int, db: int = 0, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, host: str, port: int, db: int = 0, *, timeout_s: float = 10.0, keys_per_transaction: int = 500
+    ) -> None:
         self.host, self.port, self.db, self.timeout_s = host, port, db, timeout_s
+        self.keys_per_transaction = keys_per_transaction
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -74,39 +82,60 @@ class RespZWriter:
         return out
 
     def zreplace_many(self, items: Mapping[str, Members], *, ttl_s: float | None = None) -> None:
-        if not items:
+        self.zwrite_many(items, {}, ttl_s=ttl_s)
+
+    def zwrite_many(
+        self, replace: Mapping[str, Members], add: Mapping[str, Members], *, ttl_s: float | None = None
+    ) -> None:
+        """Each key of ``replace`` replaced by its members (``DEL`` + ``ZADD``), each key of ``add``
+        given its members' scores (``ZADD``: its other members kept); every key written gets
+        ``PEXPIRE`` when a TTL is given. One ``MULTI``/``EXEC`` per ``keys_per_transaction`` keys
+        (a reader never sees a key half written; Redis serves other clients between them), all
+        sent at once."""
+        if not replace and not add:
             return
         pack = hiredis.pack_command
         ttl = None if ttl_s is None else str(max(1, int(round(ttl_s * 1000))))
         parts = [_MULTI]
-        n = 0
-        for key, members in items.items():
-            parts.append(pack(("DEL", key)))
-            n += 1
-            if members:
-                if isinstance(members, Mapping):
-                    names, scores = members.keys(), members.values()
-                else:
-                    names, scores = zip(*members)
-                # ZADD key score member score member ...: the scores' repr interleaved with the names
-                # by slice assignment (the per-member loop cost more than the packing itself)
-                args: list[Any] = [None] * (2 + 2 * len(members))
-                args[0], args[1] = "ZADD", key
-                try:
-                    args[2::2] = map(float.__repr__, scores)
-                except TypeError:  # ints, numpy floats: as redis-py writes them
-                    args[2::2] = [repr(float(x)) for x in scores]
-                args[3::2] = names
-                if len(args) > 2:
+        n = 1  # replies expected: +OK per MULTI, +QUEUED per command, one array per EXEC
+        execs: list[int] = []  # the reply index of each EXEC
+        keys = 0
+        for items, whole in ((replace, True), (add, False)):
+            for key, members in items.items():
+                if keys == self.keys_per_transaction:
+                    parts += (_EXEC, _MULTI)
+                    execs.append(n)
+                    n += 2
+                    keys = 0
+                keys += 1
+                if whole:
+                    parts.append(pack(("DEL", key)))
+                    n += 1
+                if members:
+                    if isinstance(members, Mapping):
+                        names, scores = members.keys(), members.values()
+                    else:
+                        names, scores = zip(*members)
+                    # ZADD key score member score member ...: the scores' repr interleaved with the
+                    # names by slice assignment (the per-member loop cost more than the packing)
+                    args: list[Any] = [None] * (2 + 2 * len(members))
+                    args[0], args[1] = "ZADD", key
+                    try:
+                        args[2::2] = map(float.__repr__, scores)
+                    except TypeError:  # ints, numpy floats: as redis-py writes them
+                        args[2::2] = [repr(float(x)) for x in scores]
+                    args[3::2] = names
                     parts.append(pack(tuple(args)))
                     n += 1
                     if ttl is not None:
                         parts.append(pack(("PEXPIRE", key, ttl)))
                         n += 1
         parts.append(_EXEC)
+        execs.append(n)
+        n += 1
         with self._lock:
             try:
-                replies = self._roundtrip(b"".join(parts), n + 2)
+                replies = self._roundtrip(b"".join(parts), n)
             except (OSError, ConnectionError, hiredis.ProtocolError) as exc:
                 self.close()
                 raise ServiceUnavailable(
@@ -116,12 +145,13 @@ class RespZWriter:
         for r in replies:
             if isinstance(r, hiredis.ReplyError):
                 raise StoreError(f"Redis ZREPLACE many failed: {r}")
-        res = replies[-1]
-        if not isinstance(res, list):
-            raise StoreError(f"Redis ZREPLACE many: the transaction was not executed ({res!r})")
-        for r in res:
-            if isinstance(r, hiredis.ReplyError):
-                raise StoreError(f"Redis ZREPLACE many failed: {r}")
+        for i in execs:
+            res = replies[i]
+            if not isinstance(res, list):
+                raise StoreError(f"Redis ZREPLACE many: a transaction was not executed ({res!r})")
+            for r in res:
+                if isinstance(r, hiredis.ReplyError):
+                    raise StoreError(f"Redis ZREPLACE many failed: {r}")
 
     def close(self) -> None:
         if self._sock is not None:

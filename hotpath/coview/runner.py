@@ -100,6 +100,8 @@ class ShardRunner:
         self._flushed_at = self._recent_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
+        self.read_age_ms: deque[float] = deque(maxlen=20_000)
+        """Per step that read stamped events: produced -> read, of the oldest (freshness's first leg)."""
         self._generation = 0
         self.saved: tuple[int, int] | None = None  # (generation, cid) of the newest checkpoint saved
         self.save_failed: tuple[int, int] | None = None
@@ -167,8 +169,10 @@ class ShardRunner:
                 oldest = ing.oldest_sent_ms
         if n == 0:
             core.tick()
-        if oldest and (not self._recent_sent or oldest < self._recent_sent):
-            self._recent_sent = oldest
+        if oldest:
+            self.read_age_ms.append(time.time() * 1000.0 - oldest)
+            if not self._recent_sent or oldest < self._recent_sent:
+                self._recent_sent = oldest
         batch = SinkBatch()
         now = self._now()
         behind = any(len(r) >= s.max_records_per_step for r in reads)
@@ -226,7 +230,7 @@ class ShardRunner:
                     log.warning("co-view shard %d: saving checkpoint %d failed: %s", self.index, cid, exc)
                     self.save_failed = (gen, cid)
 
-            if self.sinks._q.full():  # backpressure, without blocking the event loop
+            if self.sinks.full():  # backpressure, without blocking the event loop
                 await asyncio.to_thread(self.sinks.submit_barrier, save)
             else:
                 self.sinks.submit_barrier(save)
@@ -257,7 +261,7 @@ class ShardRunner:
     async def _submit(self, batch: SinkBatch) -> None:
         if batch.empty():
             return
-        if self.sinks._q.full():
+        if self.sinks.full():
             await asyncio.to_thread(self.sinks.submit, batch)
         else:
             self.sinks.submit(batch)
@@ -291,6 +295,8 @@ class ShardRunner:
             "recent_lag_ms": list(self.sinks.recent_lag_ms),
             "step_ms": list(self.step_ms),
             "checkpoint_ms": list(self.checkpoint_ms),
+            "read_age_ms": list(self.read_age_ms),
+            "hot_write_ms": list(self.sinks.hot_write_ms),
         }
 
     def reset_lags(self) -> None:
@@ -298,6 +304,8 @@ class ShardRunner:
         self.sinks.recent_lag_ms.clear()
         self.step_ms.clear()
         self.checkpoint_ms.clear()
+        self.read_age_ms.clear()
+        self.sinks.hot_write_ms.clear()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sinks.close)

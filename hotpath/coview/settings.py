@@ -71,6 +71,7 @@ class StreamingSettings(BaseModel):
     recent_min_score: float = Field(0.05, ge=0)
     """Recent interests weighing less than this are pruned."""
     recent_max_cats: int = Field(50, ge=1, le=10_000)
+    """Categories held per user; a user going over is compacted to the best ``recent_max_cats`` less a fifth."""
     max_users_per_partition: int = Field(500_000, ge=1)
     """Bound on users held per event-log partition; the least recently seen go first."""
 
@@ -98,9 +99,10 @@ class StreamingSettings(BaseModel):
     """While a shard is busy, its Redis writes are gathered for up to this long (a key written once
     with its newest value instead of once a step); 0 writes every step. Idle steps and checkpoints
     always write. Only when, never what: every write is a full replacement."""
-    recent_interval_s: float = Field(1.0, ge=0)
-    """The same for ``user:recent_cats`` writes while busy: a user's whole set (up to ``recent_max_cats``
-    members) is rewritten at most once per this long, however many of its views arrived meanwhile."""
+    recent_interval_s: float = Field(0.5, ge=0)
+    """The same for ``user:recent_cats`` writes while busy: a user is written at most once per this
+    long, however many of its views arrived meanwhile (the categories those views changed, or its
+    whole set when it is new or was compacted: see :mod:`hotpath.coview.interests`)."""
     sink_backlog_interval_s: float = Field(2.0, ge=0)
     """The same while the shard works through a backlog (a step read ``max_records_per_step`` from a
     partition): each key is then written at most once per this long instead of once per

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pickle
 import time
 import zlib
+from sys import intern
 
 import numpy as np
 from collections import Counter
@@ -189,6 +190,7 @@ class ShardCore:
                     and len(pid) <= maxf and len(master) <= maxf
                     and (session is None or (type(session) is str and len(session) <= maxf))
                 ):  # fmt: skip
+                    cat = intern(cat)  # one object per key name: far smaller and faster snapshots
                     views.append((session or user, cat, ts))
                     viewers.append((user, cat, ts))
                     view_recs.append(r)
@@ -207,8 +209,9 @@ class ShardCore:
                 continue
             kind = ev.type
             if kind == "view":
-                views.append((ev.session, ev.cat, ev.ts))
-                viewers.append((ev.user, ev.cat, ev.ts))
+                cat = intern(ev.cat)
+                views.append((ev.session, cat, ev.ts))
+                viewers.append((ev.user, cat, ev.ts))
                 view_recs.append(r)
                 sent = ev.sent_ms
                 if sent:
@@ -281,10 +284,12 @@ class ShardCore:
                     out.setdefault(d, []).append((epoch, names, k[np.repeat(hit, sizes)], sizes[hit]))
         return out
 
-    def drain_recent(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
+    def drain_recent(self) -> dict[str, tuple[bool, dict[str, float]]]:
+        """The users' recent-interest writes gathered since the last drain (see
+        :meth:`RecentInterests.drain_changes`)."""
+        out: dict[str, tuple[bool, dict[str, float]]] = {}
         for p in sorted(self.parts):
-            out.update(self.parts[p].interests.drain_dirty())
+            out.update(self.parts[p].interests.drain_changes())
         return out
 
     # ---------------------------------------------------------------- stage 2: keys

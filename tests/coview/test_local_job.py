@@ -178,6 +178,50 @@ def test_failing_sink_retries_and_never_drops() -> None:
     w.close()
 
 
+def test_a_slow_dimension_store_or_checkpoint_save_does_not_hold_redis_writes_up() -> None:
+    release = threading.Event()
+
+    class StuckDims(MemoryDims):
+        def put_coview(self, rows) -> int:
+            release.wait(10)
+            return super().put_coview(rows)
+
+    cache, dims = InMemoryHotCache(), StuckDims()
+    w = SinkWriter(cache, dims, queue_max=2)
+    saved: list[tuple[bool, bool]] = []  # (dimension row written, later Redis write landed) when the barrier ran
+    w.submit(SinkBatch(coview={"a": [("x", 1.0)]}, dims={"a": [("x", 1.0)]}))
+    w.submit_barrier(lambda: saved.append(("a" in dims.rows, cache.ztop("cat:co_view:b", 5) != [])))
+    w.submit(SinkBatch(coview={"b": [("y", 2.0)]}, recent={"u1": (True, {"c": 0.5})}))
+    deadline = time.monotonic() + 5
+    while cache.ztop("cat:co_view:b", 5) == [] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Redis got both batches, the one after the barrier too, while the dimension store is stuck
+    assert cache.ztop("cat:co_view:a", 5) == [("x", 1.0)] and cache.ztop("cat:co_view:b", 5) == [("y", 2.0)]
+    assert cache.ztop("user:recent_cats:u1", 5) == [("c", 0.5)]
+    assert saved == [] and "a" not in dims.rows
+    release.set()
+    w.flush()
+    assert saved == [(True, True)] and dims.rows["a"] == {"x": 1.0}
+    w.close()
+
+
+def test_a_checkpoint_barrier_waits_for_the_redis_writes_before_it() -> None:
+    class SlowCache(InMemoryHotCache):
+        def zreplace(self, key, members, *, ttl_s=None):
+            time.sleep(0.03)
+            super().zreplace(key, members, ttl_s=ttl_s)
+
+    cache = SlowCache()
+    w = SinkWriter(cache, MemoryDims(), queue_max=8)
+    for i in range(6):
+        w.submit(SinkBatch(coview={f"k{i}": [("x", float(i))]}))
+    seen: list[int] = []
+    w.submit_barrier(lambda: seen.append(sum(cache.ztop(f"cat:co_view:k{i}", 5) != [] for i in range(6))))
+    w.flush()
+    assert seen == [6]
+    w.close()
+
+
 async def test_restart_of_the_whole_job_resumes_from_the_committed_checkpoint(tmp_path) -> None:
     gen = generate(sessions=400, clusters=3, cluster_size=7, noise_cats=20, span_ms=2 * 3_600_000, seed=8)
     _, redis0, dims0, _, _ = await run_job(tmp_path / "clean", gen)

@@ -27,6 +27,7 @@ def test_resp_writer_replaces_sets_exactly_like_the_cache(uniq: str) -> None:
     try:
         cache.zreplace_many({f"t:{uniq}:a:{k}": {"stale": 1.0} for k in items})  # replaced whole below
         cache.zreplace_many({f"t:{uniq}:b:{k}": v for k, v in items.items()}, ttl_s=300)
+        w.keys_per_transaction = 64  # 200 keys: four transactions
         w.zreplace_many({f"t:{uniq}:a:{k}": sorted(v.items()) for k, v in items.items()}, ttl_s=300)
         a = {k.split(":a:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:a:").items()}
         b = {k.split(":b:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:b:").items()}
@@ -35,6 +36,30 @@ def test_resp_writer_replaces_sets_exactly_like_the_cache(uniq: str) -> None:
     finally:
         for k in list(cache.scan(f"t:{uniq}:")):
             cache.delete(k)
+        w.close()
+        cache.close()
+
+
+def test_resp_writer_replaces_some_sets_and_sets_members_of_others_in_one_call(uniq: str) -> None:
+    cache = RedisHotCache(load_settings(None))
+    w = zwriter_for(cache)
+    w.keys_per_transaction = 2  # three keys: two transactions in one send
+    k = lambda name: f"t:{uniq}:{name}"  # noqa: E731
+    try:
+        cache.zreplace_many({k("r"): {"old": 1.0, "x": 9.0}, k("a"): {"keep": 2.0, "x": 1.0}})
+        w.zwrite_many({k("r"): {"x": 0.5, "y": 0.25}}, {k("a"): {"x": 3.5, "new": 0.75}, k("n"): {"z": 1.0}},
+                      ttl_s=600)
+        assert zset_dump(cache, f"t:{uniq}:") == {
+            k("r"): {"x": 0.5, "y": 0.25},  # replaced whole: "old" gone
+            k("a"): {"keep": 2.0, "x": 3.5, "new": 0.75},  # members set, the others kept
+            k("n"): {"z": 1.0},  # a new key
+        }
+        assert all(590 < cache.ttl(k(n)) <= 600 for n in "ran")
+        w.zwrite_many({}, {k("a"): {"x": 3.5, "new": 0.75}})  # the same write again: no change
+        assert zset_dump(cache, f"t:{uniq}:")[k("a")] == {"keep": 2.0, "x": 3.5, "new": 0.75}
+    finally:
+        for key in list(cache.scan(f"t:{uniq}:")):
+            cache.delete(key)
         w.close()
         cache.close()
 

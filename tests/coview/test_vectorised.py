@@ -152,7 +152,7 @@ def test_batched_recent_interests_equal_per_view() -> None:
     for v in views:
         a.on_view(*v)
     b.on_views(views)
-    assert a.users == b.users and a.dirty == b.dirty and a.drain_dirty() == b.drain_dirty()
+    assert a.users == b.users and a.dirty == b.dirty and a.drain_changes() == b.drain_changes()
 
 
 def _records(evs, partitions: int, *, poison_every: int = 0, seed: int = 0):
@@ -266,7 +266,7 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
         w = dict(w)
         w[cat] = w.get(cat, 0.0) + 0.9 ** ((anchor - ts) / hour)
         newest = max(newest, ts)
-        if len(w) > max_cats or newest - anchor > 200 * hour:
+        if len(w) > max_cats or newest - anchor > 24 * hour:
             f = 0.9 ** ((newest - anchor) / hour)
             w = {c: v * f for c, v in w.items()}
             w = {c: v for c, v in w.items() if v >= min_score}
@@ -277,3 +277,37 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
         f = 0.9 ** ((newest - anchor) / hour)
         want = rank({c: v * f for c, v in w.items() if v * f >= min_score}, max_cats)
         assert r.weights(user) == want
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recent_interest_writes_replayed_in_order_give_the_stored_weights_in_current_proportions(seed: int) -> None:
+    """What the sink writes (:meth:`RecentInterests.drain_changes`, drained at random moments):
+    applied in order — whole sets replaced, other writes setting their members — Redis holds each
+    user's stored weights; those are the current weights times one factor per user (same order,
+    same ratios), and most writes are a few members, not the whole set."""
+    rng = random.Random(seed)
+    hour = 3_600_000
+    r = RecentInterests(decay=0.9, period_ms=hour, min_score=0.05, max_cats=8, compact_periods=6)
+    redis: dict[str, dict[str, float]] = {"u0": {"planted-by-someone-else": 5.0}}
+    t, whole, some = T0, 0, 0
+    for _ in range(60):
+        views = []
+        for _ in range(rng.randrange(1, 80)):
+            t += rng.choice([0, 60_000, hour // 3])
+            cat = f"c{rng.randrange(6)}" if rng.random() < 0.8 else f"c{rng.randrange(30)}"
+            views.append((f"u{rng.randrange(12)}", cat, t - rng.randrange(0, 2 * hour)))
+        r.on_views(views)
+        for user, (is_whole, members) in r.drain_changes().items():
+            if is_whole:
+                redis[user] = dict(members)
+                whole += 1
+            else:
+                redis[user].update(members)
+                some += 1
+    assert some > 0 and whole > 0
+    for user in r.users:
+        assert redis[user] == pytest.approx(r.stored(user))
+        cur = dict(r.weights(user))
+        f = max(cur.values()) / max(redis[user].values())
+        assert {c: v * f for c, v in redis[user].items() if c in cur} == pytest.approx(cur)
+        assert [c for c, _ in sorted(redis[user].items(), key=lambda x: (-x[1], x[0]))][: len(cur)] == list(cur)
