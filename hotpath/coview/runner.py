@@ -100,6 +100,8 @@ class ShardRunner:
         self._flushed_at = self._recent_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
+        self.checkpoint_parts: deque[list[float]] = deque(maxlen=100)
+        """Per checkpoint call, ms: take (epochs applied), gather (sink writes, dimension rows), submit, snapshot."""
         self.read_age_ms: deque[float] = deque(maxlen=20_000)
         """Per step that read stamped events: produced -> read, of the oldest (freshness's first leg)."""
         self._generation = 0
@@ -208,13 +210,20 @@ class ShardRunner:
         self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int, wait: bool
     ) -> dict[str, Any]:
         core = self.core
+        pc = time.perf_counter
+        t = [pc()]
         self._take(inbound, complete, trigger_sent_ms)
+        t.append(pc())
         batch = SinkBatch()
         self._gather(batch)
         batch.dims = core.drain_dims()
         batch.orders = core.drain_orders()
+        t.append(pc())
         await self._submit(batch)
+        t.append(pc())
         blob, offsets = core.snapshot(), core.offsets()
+        t.append(pc())
+        self.checkpoint_parts.append([round((b - a) * 1000, 1) for a, b in zip(t, t[1:])])
         if wait:
             await asyncio.to_thread(self.sinks.flush)
             await asyncio.to_thread(self.ckpt.save, cid, offsets, blob)
@@ -297,6 +306,7 @@ class ShardRunner:
             "checkpoint_ms": list(self.checkpoint_ms),
             "read_age_ms": list(self.read_age_ms),
             "hot_write_ms": list(self.sinks.hot_write_ms),
+            "checkpoint_parts_ms": list(self.checkpoint_parts),
         }
 
     def reset_lags(self) -> None:
