@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
+from collections.abc import Callable
+from itertools import chain
 
 from hotpath.coview.topk import rank
 
@@ -64,6 +66,8 @@ class RecentInterests:
         self.forgotten: dict[str, dict[str, float]] = {}
         """Stored weights of dirty users forgotten before their write: still written, whole (deterministic)."""
         self.counts: Counter = Counter()
+        self._freeze: _Freeze | None = None
+        """While a deferred snapshot is being written: the users whose weights were copied since."""
 
     def on_view(self, user: str, cat: str, ts: int) -> None:
         self.on_views([(user, cat, ts)])
@@ -73,6 +77,9 @@ class RecentInterests:
         users, dirty = self.users, self.dirty
         decay, period, max_cats = self.decay, self.period_ms, self.max_cats
         span = self.compact_periods * period
+        freeze = self._freeze
+        if freeze is not None and freeze.done:
+            self._freeze = freeze = None
         for user, cat, ts in views:
             entry = users.pop(user, None)
             if entry is None:
@@ -80,6 +87,9 @@ class RecentInterests:
                 dirty[user] = None
             else:
                 ref, anchor, weights = entry
+                if freeze is not None and user not in freeze.copied:  # copy on write (snapshot_later)
+                    weights = dict(weights)
+                    freeze.copied.add(user)
                 add = 1.0 if ts == anchor else decay ** ((anchor - ts) / period)
                 weights[cat] = weights.get(cat, 0.0) + add
                 if ts > ref:
@@ -180,11 +190,31 @@ class RecentInterests:
         return dict(entry[2]) if entry else {}
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(
-            (self.decay, self.period_ms, self.min_score, self.max_cats, self.ttl_ms, self.max_users,
-             self.users, self.dirty, self.forgotten, self.counts, self.compact_periods, self.keep_cats),
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
+        return self.snapshot_later()()
+
+    def snapshot_later(self) -> Callable[[], bytes]:
+        """:meth:`snapshot` in two halves: what is cheap happens now (a shallow list of the users,
+        copies of the small parts); the returned function pickles the users, in chunks, and
+        returns the blob. It may run in another thread while views go on: until it is done, a
+        user's weights are copied before their first change (copy on write), so it writes the
+        state as of this call. The shard pauses for the chunks' pickling, not the whole."""
+        frozen = list(self.users.items())
+        dirty = {u: (None if c is None else set(c)) for u, c in self.dirty.items()}
+        head = (self.decay, self.period_ms, self.min_score, self.max_cats, self.ttl_ms, self.max_users)
+        tail = (dirty, dict(self.forgotten), Counter(self.counts), self.compact_periods, self.keep_cats)
+        freeze = self._freeze = _Freeze()
+
+        def finish() -> bytes:
+            try:
+                chunks = [
+                    pickle.dumps(frozen[i : i + _CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
+                    for i in range(0, len(frozen), _CHUNK)
+                ]
+            finally:
+                freeze.done = True
+            return pickle.dumps((*head, _Chunked(chunks), *tail), protocol=pickle.HIGHEST_PROTOCOL)
+
+        return finish
 
     @classmethod
     def restore(cls, blob: bytes) -> RecentInterests:
@@ -196,5 +226,31 @@ class RecentInterests:
             decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts, compact, keep = fields
         r = cls(decay=decay, period_ms=period, min_score=min_score, max_cats=max_cats, ttl_ms=ttl, max_users=max_users,
                 compact_periods=compact, keep_cats=keep)
+        if isinstance(users, _Chunked):
+            users = dict(chain.from_iterable(pickle.loads(c) for c in users.chunks))
         r.users, r.dirty, r.forgotten, r.counts = users, dirty, forgotten, counts
         return r
+
+
+_CHUNK = 2000
+"""Users pickled per chunk by a deferred snapshot (a few ms each: the GIL is let go between them)."""
+
+
+class _Freeze:
+    __slots__ = ("copied", "done")
+
+    def __init__(self) -> None:
+        self.copied: set[str] = set()
+        self.done = False
+
+
+class _Chunked:
+    """The users of a deferred snapshot: pickled lists of ``(user, entry)``, in order."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def __reduce__(self):
+        return (_Chunked, (self.chunks,))

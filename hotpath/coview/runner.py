@@ -221,19 +221,20 @@ class ShardRunner:
         t.append(pc())
         await self._submit(batch)
         t.append(pc())
-        blob, offsets = core.snapshot(), core.offsets()
+        make_blob, offsets = core.snapshot_later(), core.offsets()
         t.append(pc())
         self.checkpoint_parts.append([round((b - a) * 1000, 1) for a, b in zip(t, t[1:])])
         if wait:
             await asyncio.to_thread(self.sinks.flush)
+            blob = await asyncio.to_thread(make_blob)
             await asyncio.to_thread(self.ckpt.save, cid, offsets, blob)
             self.saved = (self._generation, cid)
-        else:  # saved by the sink thread once every write before it landed; reported by later calls
+        else:  # pickled and saved by the sink's cold lane once every write before it landed; reported by later calls
             gen = self._generation
 
             def save() -> None:
                 try:
-                    self.ckpt.save(cid, offsets, blob)
+                    self.ckpt.save(cid, offsets, make_blob())
                     self.saved = (gen, cid)
                 except Exception as exc:  # reported: the driver gives this checkpoint up
                     log.warning("co-view shard %d: saving checkpoint %d failed: %s", self.index, cid, exc)
@@ -243,7 +244,7 @@ class ShardRunner:
                 await asyncio.to_thread(self.sinks.submit_barrier, save)
             else:
                 self.sinks.submit_barrier(save)
-        return self._report({}, snapshot_bytes=len(blob))
+        return self._report({})
 
     def _gather(self, batch: SinkBatch) -> None:
         """The co-view keys changed and the users seen since the last gathering, as of now."""

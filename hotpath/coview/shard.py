@@ -382,15 +382,25 @@ class ShardCore:
 
     def snapshot(self) -> bytes:
         """Both stages, the offsets and the pending dimension writes, as one immutable blob."""
-        parts = {
-            p: (st.offset, st.windower.snapshot(), st.interests.snapshot(), st.newest_sent_ms)
-            for p, st in self.parts.items()
-        }
-        return pickle.dumps(
-            (self.index, self.shards, parts, self.state.snapshot(), self.pending, self.dims_dirty, self.counts,
-             self.orders),
-            protocol=pickle.HIGHEST_PROTOCOL,
+        return self.snapshot_later()()
+
+    def snapshot_later(self) -> Callable[[], bytes]:
+        """:meth:`snapshot` as of now, the users' recent interests pickled by the returned function
+        (see :meth:`RecentInterests.snapshot_later`: it may run in another thread while the shard
+        goes on); the rest is captured now."""
+        later = {p: st.interests.snapshot_later() for p, st in self.parts.items()}
+        now = {p: (st.offset, st.windower.snapshot(), st.newest_sent_ms) for p, st in self.parts.items()}
+        rest = (
+            self.state.snapshot(), {e: list(chunks) for e, chunks in self.pending.items()}, set(self.dims_dirty),
+            Counter(self.counts), {p: list(rows) for p, rows in self.orders.items()},
         )
+        index, shards = self.index, self.shards
+
+        def finish() -> bytes:
+            parts = {p: (offset, win, later[p](), sent) for p, (offset, win, sent) in now.items()}
+            return pickle.dumps((index, shards, parts, *rest), protocol=pickle.HIGHEST_PROTOCOL)
+
+        return finish
 
     @classmethod
     def restore(

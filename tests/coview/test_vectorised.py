@@ -311,3 +311,45 @@ def test_recent_interest_writes_replayed_in_order_give_the_stored_weights_in_cur
         f = max(cur.values()) / max(redis[user].values())
         assert {c: v * f for c, v in redis[user].items() if c in cur} == pytest.approx(cur)
         assert [c for c, _ in sorted(redis[user].items(), key=lambda x: (-x[1], x[0]))][: len(cur)] == list(cur)
+
+
+def test_a_deferred_snapshot_is_the_state_as_of_its_call_while_views_go_on_in_another_thread(monkeypatch) -> None:
+    """``snapshot_later``: pickled in chunks on another thread while views (to frozen users, new
+    users, compactions, evictions) keep coming; restored, it equals the state when it was called."""
+    import copy
+    import threading
+
+    import hotpath.coview.interests as interests
+
+    monkeypatch.setattr(interests, "_CHUNK", 7)  # many chunks: the threads interleave between them
+    rng = random.Random(5)
+
+    def views(n: int, t0: int) -> list[tuple[str, str, int]]:
+        return [(f"u{rng.randrange(400)}", f"c{rng.randrange(40)}", t0 + rng.randrange(3_600_000)) for _ in range(n)]
+
+    r = RecentInterests(max_cats=10, max_users=350)
+    r.on_views(views(5000, T0))
+    r.drain_changes()
+    # first without a thread: views between the call and the pickling change frozen users' weights
+    want_users = copy.deepcopy(r.users)
+    finish = r.snapshot_later()
+    r.on_views(views(3000, T0 + 3_600_000))
+    assert r.users != want_users
+    assert RecentInterests.restore(finish()).users == want_users
+    r.drain_changes()
+    want_users, want_counts = copy.deepcopy(r.users), dict(r.counts)
+    finish = r.snapshot_later()
+    out: list[bytes] = []
+    th = threading.Thread(target=lambda: out.append(finish()))
+    th.start()
+    t = T0 + 7_200_000
+    while th.is_alive():
+        t += 60_000
+        r.on_views(views(50, t))
+    th.join()
+    r.on_views(views(500, t))  # after it finished: no copies needed any more
+    back = RecentInterests.restore(out[0])
+    assert back.users == want_users and list(back.users) == list(want_users)  # contents and LRU order
+    assert dict(back.counts) == want_counts and back.dirty == {} and back.keep_cats == 8
+    assert r.users != want_users  # the live state did move on
+    assert RecentInterests.restore(r.snapshot()).users == r.users
