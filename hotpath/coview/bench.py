@@ -171,7 +171,7 @@ def bench_stream(
         out["live_shard_cpu_us_per_event"] = round(
             (sum(x.get("cpu_s", 0.0) for x in stats) - cpu_live0) / max(1, live_views) * 1e6, 1)
         if trace is not None:
-            keys = ("read_age_ms", "step_ms", "hot_write_ms", "recent_lag_ms", "coview_lag_ms", "checkpoint_ms", "checkpoint_parts_ms", "gc")
+            keys = ("read_age_ms", "step_ms", "hot_write_ms", "recent_lag_ms", "coview_lag_ms", "checkpoint_ms", "checkpoint_parts_ms", "slow_steps", "gc")
             trace.write_text(json.dumps([{k: x.get(k) for k in keys} for x in stats]))
             say(f"bench coview: per-shard series written to {trace}")
         co = [v for x in stats for v in x["coview_lag_ms"]]

@@ -14,6 +14,10 @@ import numpy as np
 
 __all__ = ["count_pairs", "KeyIds"]
 
+_MIN_BINS, _MAX_BINS = 65_536, 1 << 23
+""":func:`count_pairs` counts with a histogram instead of sorting when the pair space has at most
+``_MIN_BINS`` cells, or at most 16 per pair and ``_MAX_BINS`` (64 MB of counts)."""
+
 
 def count_pairs(
     g: np.ndarray, k: np.ndarray, nk: int, first: np.ndarray | None = None
@@ -39,14 +43,24 @@ def count_pairs(
     offs = np.cumsum(sz) - sz
     b_idx = np.arange(len(a_idx)) - np.repeat(offs - start_of[pos], sz)
     mask = a_idx != b_idx
-    code = k[a_idx[mask]] * nk + k[b_idx[mask]]
-    if nk * nk <= max(65_536, 4 * len(code)):  # dense enough for a histogram
-        counts = np.bincount(code, minlength=nk * nk)
+    a, b = k[a_idx[mask]], k[b_idx[mask]]
+    # Codes over (first key, second key); with ``first``, first keys renumbered densely over the
+    # keys it selects (half the space with two shards), in the same order.
+    if first is not None:
+        firsts = np.flatnonzero(first[:nk])
+        dense = np.cumsum(first[:nk], dtype=np.int64) - 1
+        code = dense[a] * nk + b
+        space = len(firsts) * nk
+    else:
+        firsts, code, space = None, a * nk + b, nk * nk
+    if space <= max(_MIN_BINS, min(16 * len(code), _MAX_BINS)):  # dense enough for a histogram (no sort)
+        counts = np.bincount(code, minlength=space)
         uniq = np.flatnonzero(counts)
         counts = counts[uniq]
     else:
         uniq, counts = np.unique(code, return_counts=True)
-    return uniq // nk, uniq % nk, counts
+    first_key = uniq // nk
+    return (first_key if firsts is None else firsts[first_key]), uniq % nk, counts
 
 
 class KeyIds:

@@ -100,6 +100,8 @@ class ShardRunner:
         self._flushed_at = self._recent_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
+        self.slow_steps: deque[list[float]] = deque(maxlen=200)
+        """Steps over 150 ms: records read, then ms of take (epochs applied), read, ingest, gather, submit, outbox."""
         self.checkpoint_parts: deque[list[float]] = deque(maxlen=100)
         """Per checkpoint call, ms: take (epochs applied), gather (sink writes, dimension rows), submit, snapshot."""
         self.read_age_ms: deque[float] = deque(maxlen=20_000)
@@ -143,7 +145,10 @@ class ShardRunner:
 
     async def _step(self, inbound: list[Contribution], complete: int, trigger_sent_ms: int) -> dict[str, Any]:
         core, s = self.core, self.settings
+        pc = time.perf_counter
+        t = [pc()]
         self._take(inbound, complete, trigger_sent_ms)
+        t.append(pc())
         read = self._read
         reads = await asyncio.gather(
             *(read(s.topic, p, core.parts[p].offset, max_records=s.max_records_per_step) for p in self.partitions)
@@ -158,6 +163,7 @@ class ShardRunner:
                 )
             )
             n = sum(len(r) for r in reads)
+        t.append(pc())
         dead: list[EventIn] = []
         late: list[EventIn] = []
         oldest = 0
@@ -175,6 +181,7 @@ class ShardRunner:
             self.read_age_ms.append(time.time() * 1000.0 - oldest)
             if not self._recent_sent or oldest < self._recent_sent:
                 self._recent_sent = oldest
+        t.append(pc())
         batch = SinkBatch()
         now = self._now()
         behind = any(len(r) >= s.max_records_per_step for r in reads)
@@ -194,8 +201,14 @@ class ShardRunner:
         if late:
             await self.log.append(late_topic(s.topic), late)
             self.side["late"] += len(late)
+        t.append(pc())
         await self._submit(batch)
-        return self._report(core.drain_outbox(), read=n, behind=behind)
+        t.append(pc())
+        outbox = core.drain_outbox()
+        t.append(pc())
+        if t[-1] - t[0] > 0.15:  # a slow step: where its time went
+            self.slow_steps.append([n, *(round((b - a) * 1000, 1) for a, b in zip(t, t[1:]))])
+        return self._report(outbox, read=n, behind=behind)
 
     async def checkpoint(
         self, cid: int, inbound: list[Contribution], complete: int, trigger_sent_ms: int = 0, wait: bool = True
@@ -308,6 +321,7 @@ class ShardRunner:
             "read_age_ms": list(self.read_age_ms),
             "hot_write_ms": list(self.sinks.hot_write_ms),
             "checkpoint_parts_ms": list(self.checkpoint_parts),
+            "slow_steps": list(self.slow_steps),
         }
 
     def reset_lags(self) -> None:
@@ -316,6 +330,7 @@ class ShardRunner:
         self.step_ms.clear()
         self.checkpoint_ms.clear()
         self.read_age_ms.clear()
+        self.slow_steps.clear()
         self.sinks.hot_write_ms.clear()
 
     async def close(self) -> None:

@@ -34,7 +34,16 @@ def random_baskets(rng: random.Random, n: int, keys: int, max_size: int = 8) -> 
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_count_pairs_with_first_key_mask_matches_brute_force(seed: int) -> None:
+@pytest.mark.parametrize("histogram", [True, False])
+def test_count_pairs_with_first_key_mask_matches_brute_force(seed: int, histogram: bool, monkeypatch) -> None:
+    """Both ways of counting: a histogram over the (dense) pair space, and sorting the pair codes
+    (taken when the space is large against the pairs: forced here with a tiny bin limit); sorted by
+    first key then second either way."""
+    import hotpath.coview.pairs as pairs_mod
+
+    if not histogram:
+        monkeypatch.setattr(pairs_mod, "_MIN_BINS", 0)
+        monkeypatch.setattr(pairs_mod, "_MAX_BINS", 0)
     rng = random.Random(seed)
     baskets = random_baskets(rng, 300, 60)
     ids = KeyIds()
@@ -49,6 +58,7 @@ def test_count_pairs_with_first_key_mask_matches_brute_force(seed: int) -> None:
         got = {(ids.names[x], ids.names[y]): int(c) for x, y, c in zip(a, bb, n)}
         expect = {p: c for p, c in want.items() if mask is None or shard_of(p[0], 3) == 1}
         assert got == expect
+        assert list(zip(a.tolist(), bb.tolist())) == sorted(zip(a.tolist(), bb.tolist()))
 
 
 @pytest.mark.parametrize("seed", [4, 5, 6, 7])
