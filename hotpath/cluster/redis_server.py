@@ -51,6 +51,13 @@ class RedisService(Service):
                     'logfile ""',  # stdout, which goes to redis.log
                     f"dir {self.data_dir}",
                     "dbfilename dump.rdb",
+                    # A snapshot at most every 15 min (and at shutdown). Redis' default adds one a
+                    # minute under 10,000+ changes: with the streaming job writing, a forked child
+                    # compressing the whole dataset for ~2 s of a core every minute, which on a
+                    # 2-core machine stalls everything else (seen as co-view freshness outliers).
+                    # This store is a cache of the dimension store and of the job's checkpointed
+                    # state: both are rebuilt from their sources.
+                    "save 900 1",
                     "appendonly no",
                     "databases 16",
                     "",

@@ -66,6 +66,8 @@ def test_generated_configs_bind_loopback(isolated: Isolated) -> None:
     redis.prepare()
     conf = redis.conf_path.read_text()
     assert "bind 127.0.0.1\n" in conf and f"port {s.redis.port}\n" in conf and str(redis.data_dir) in conf
+    # one snapshot rule, at most every 15 min (not Redis' default of one a minute under load)
+    assert [ln for ln in conf.splitlines() if ln.startswith("save ")] == ["save 900 1"]
 
     mq = MosquittoService(s)
     mq.prepare()
