@@ -9,7 +9,11 @@ offline replay, and the memory the keyed state takes.
   every 50 ms, generated beforehand and stamped with ``sent_ms`` as they are sent. For each
   sink write, produced -> visible in Redis: for ``user:recent_cats`` from the oldest event the write
   carries; for ``cat:co_view`` from the event that completed the window's epoch (the earliest
-  moment that result could exist). ``freshness_p99_ms`` is the worse of the two p99s.
+  moment that result could exist). ``freshness_p99_ms`` is the worse of the two p99s. Also:
+  ``read_age_p50/p99_ms`` (produced -> read by a shard, the oldest of each step),
+  ``produce_ack_p50/p99/max_ms`` (a tick's stamp -> Kafka's ack), the shards' GC pauses and sink
+  counters; ``--trace FILE`` writes each shard's series in order. The producer's own collector is
+  frozen and off meanwhile (its pauses would count as the job's lag).
 - ``replay_events_per_s``: a CSV of ``replay_events`` rows through ``replay_csv`` (parsing
   included).
 - ``state_bytes_per_1000_keys``: Python heap of a restored :class:`CoviewState` (20 related keys
@@ -312,7 +316,7 @@ def run_bench(
     *,
     events: int = 600_000,
     rate: float = 50_000.0,
-    seconds: float = 15.0,
+    seconds: float = 30.0,
     replay_events: int = 1_000_000,
     shards: int = 2,
     stream: bool = True,

@@ -180,7 +180,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
     def bench_cmd(
         events: int = typer.Option(600_000, help="Events for the throughput phase"),
         rate: float = typer.Option(50_000.0, help="Production rate of the freshness phase (events/s)"),
-        seconds: float = typer.Option(15.0, help="Length of the freshness phase"),
+        seconds: float = typer.Option(30.0, help="Length of the freshness phase (long enough to show whether the lag holds or grows)"),
         replay_events: int = typer.Option(1_000_000, "--replay-events", help="Events for the offline replay"),
         shards: int = typer.Option(2),
         skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),

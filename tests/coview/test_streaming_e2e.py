@@ -225,3 +225,23 @@ def test_killing_shards_and_the_job_at_random_points_changes_nothing(
     redis1, dims1 = contents(s, cats)
     assert redis1 == redis0
     assert dims1 == dims0
+
+
+def test_the_benchmark_runs_end_to_end_and_reports_its_figures(settings: Settings, ray_session, tmp_path) -> None:
+    """``hotpath bench coview`` in miniature (1 shard, 1 s of live events): every figure is there,
+    every live event was read, and ``--trace`` writes the shard's series."""
+    import json
+
+    from hotpath.coview.bench import run_bench
+
+    s = Settings.model_validate({**settings.model_dump(), "profile": "full", "runtime_dir": tmp_path})
+    trace = tmp_path / "trace.json"
+    out = run_bench(s, events=6000, rate=4000, seconds=1.0, replay_events=3000, shards=1, trace=trace)
+    assert out["events"] > 5000 and out["events_per_s"] > 0
+    assert out["freshness_events"] == 4000 and out["live_views_read"] == 4000
+    assert out["recent_samples"] > 0 and out["freshness_p99_ms"] >= out["recent_freshness_p50_ms"] > 0
+    assert out["read_age_p99_ms"] > 0 and out["produce_ack_max_ms"] > 0 and out["recoveries"] == 0
+    assert out["sink_counters"]["recent_keys"] > 0 and out["coview_keys_in_redis"] > 0
+    assert out["replay_events_per_s"] > 0 and out["state_bytes_per_1000_users"] > 0
+    series = json.loads(trace.read_text())
+    assert len(series) == 1 and series[0]["read_age_ms"] and series[0]["hot_write_ms"]
