@@ -12,7 +12,9 @@ The coordinator calls, strictly one at a time:
   key written once with its newest value), and return the pair counts for other shards, the
   partitions' complete epochs and offsets, and whether it read a full batch (``behind``);
 - ``checkpoint(cid, inbound, complete, trigger_sent_ms, wait)``: the same without reading, plus the
-  dimension rows and order events gathered since the last one, then a snapshot of state + offsets.
+  order events gathered since the last one and (every ``dimension_interval_s``, and always with
+  ``wait``) the dimension rows of the keys changed since they were last written, then a snapshot
+  of state + offsets.
   With ``wait`` it flushes the sinks and saves the snapshot under ``cid`` in one transaction before
   returning; without, the snapshot is queued behind the sink writes as a *barrier* and saved by the
   sink thread once every earlier write landed (the shard goes on meanwhile), and later reports say
@@ -97,7 +99,7 @@ class ShardRunner:
         self._co_sent = 0
         self._recent_sent = 0
         self._now = time.monotonic  # when sink writes were gathered (tests replace it)
-        self._flushed_at = self._recent_at = self._now()
+        self._flushed_at = self._recent_at = self._dims_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
         self.slow_steps: deque[list[float]] = deque(maxlen=200)
@@ -123,7 +125,7 @@ class ShardRunner:
         self.partitions = sorted(partitions)
         self.restored_cid = cid
         self._co_dirty, self._co_sent, self._recent_sent = set(), 0, 0  # the replay marks them again
-        self._flushed_at = self._recent_at = self._now()
+        self._flushed_at = self._recent_at = self._dims_at = self._now()
         self._generation += 1  # checkpoints begun before this restore are never reported
         return self._report({})
 
@@ -229,7 +231,9 @@ class ShardRunner:
         t.append(pc())
         batch = SinkBatch()
         self._gather(batch)
-        batch.dims = core.drain_dims()
+        if wait or self._now() - self._dims_at >= self.settings.dimension_interval_s:
+            batch.dims = core.drain_dims()
+            self._dims_at = self._now()
         batch.orders = core.drain_orders()
         t.append(pc())
         await self._submit(batch)

@@ -80,8 +80,8 @@ class StreamingSettings(BaseModel):
     """Records one shard reads per partition per step (bounds work in flight)."""
     read_timeout_s: float = Field(0.05, ge=0)
     checkpoint_interval_s: float = Field(15.0, ge=0)
-    """Interval of the (asynchronous) checkpoints: state + offsets together, plus the dimension rows of
-    the keys changed since the previous one. Longer: less snapshot and dimension-store work per event,
+    """Interval of the (asynchronous) checkpoints: state + offsets together (plus the dimension rows,
+    every ``dimension_interval_s``). Longer: less snapshot and dimension-store work per event,
     a longer replay after a failure (``checkpoint_interval_s`` of events at most)."""
     min_step_s: float = Field(0.15, ge=0)
     """While the job keeps up (no shard read a full ``max_records_per_step`` batch), rounds start at
@@ -90,8 +90,12 @@ class StreamingSettings(BaseModel):
     sink_queue_max: int = Field(8, ge=1)
     """Sink batches queued per shard; a slow sink blocks the shard when the queue is full."""
     dimension_batch: int = Field(500, ge=1)
-    """Dimension-store rows written per call. The dimension store is written at every checkpoint
-    (the changed keys' top-K as of then): it is not on the freshness path, Redis is."""
+    """Dimension-store rows written per call."""
+    dimension_interval_s: float = Field(60.0, ge=0)
+    """The dimension store gets the changed keys' top-K (as of then) at the first checkpoint after
+    this long, and at every synchronous one (on stop): it is not on the freshness path, Redis is,
+    and every key changes each epoch. Keys not yet written stay in the checkpointed state, so a
+    restore writes them too. 0: at every checkpoint."""
     order_batch: int = Field(5000, ge=1)
     """Order events are written to the rollup store at every checkpoint, and sooner once a shard
     holds this many."""

@@ -125,6 +125,48 @@ async def test_recent_cats_written_with_ttl(tmp_path) -> None:
     assert 86_400 < cache.ttl(f"user:recent_cats:{user}") <= 2 * 86_400
 
 
+async def test_crashes_with_dimension_rows_written_at_every_checkpoint_leave_identical_results(tmp_path) -> None:
+    """``dimension_interval_s=0``: rows written mid-run by checkpoints that crashes then undo."""
+    gen = generate(sessions=400, clusters=3, cluster_size=7, noise_cats=20, span_ms=2 * 3_600_000, seed=12)
+    _, redis0, dims0, _, _ = await run_job(tmp_path / "clean", gen)
+    st1, redis1, dims1, _, job = await run_job(tmp_path / "crashy", gen, crash_rounds=(6, 14, 23), interval=0.0005,
+                                               max_records_per_step=23, dimension_interval_s=0.0)
+    assert job.crashes == 3 and st1["checkpoints"] > 5
+    assert redis1 == redis0 and dims1 == dims0
+
+
+async def test_dimension_rows_are_written_on_their_interval_and_on_stop(tmp_path) -> None:
+    gen = generate(sessions=300, clusters=3, cluster_size=6, noise_cats=20, span_ms=2 * 3_600_000, seed=4)
+    _, _, dims0, _, _ = await run_job(tmp_path / "clean", gen)
+    settings = make_settings(tmp_path / "t", dimension_interval_s=100.0)
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    c = job.coordinator
+    await c.prepare()
+    now = [0.0]
+    for r in job.runners:
+        r._now, r._dims_at = (lambda: now[0]), 0.0
+    for _ in range(25):
+        await c.round()
+
+    async def async_checkpoint(cid: int) -> None:
+        await c._checkpoint_call(cid, wait=False)
+        for r in job.runners:
+            r.sinks.flush()
+
+    await async_checkpoint(1)
+    assert dims.rows == {} and sum(len(r.core.dims_dirty) for r in job.runners) > 0  # inside the interval: kept
+    now[0] = 150.0
+    await async_checkpoint(2)
+    assert dims.rows and all(not r.core.dims_dirty for r in job.runners)  # the interval passed: written
+    for _ in range(5):
+        await c.round()
+    await job.run_until_caught_up()  # ends with a synchronous checkpoint: every changed key written
+    await job.close()
+    assert dict(dims.rows) == dims0
+
+
 def test_slow_sink_blocks_the_producer_instead_of_queueing_without_bound() -> None:
     class SlowCache(InMemoryHotCache):
         def zreplace(self, key, members, *, ttl_s=None):
