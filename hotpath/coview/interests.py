@@ -10,9 +10,9 @@ What the sink writes (``user:recent_cats:{uid}``, :meth:`RecentInterests.drain_c
 weights *as of the user's anchor* (see :class:`RecentInterests`), which differ from the current
 ones by one factor per user — same order, same ratios (readers normalise by the highest) — so a
 view changes one member and the sink writes that member alone (``ZADD``, an absolute score:
-idempotent). The whole set is rewritten when the anchor moves: when the user is first seen, and at
-each compaction (more than ``max_cats`` categories, or ``compact_periods`` decay periods since the
-anchor), which is also when members under ``min_score`` leave Redis.
+idempotent), and a category trimmed away (over ``max_cats``) is removed alone (``ZREM``). The whole
+set is rewritten when the anchor moves: when the user is first seen, and at each compaction
+(``compact_periods`` decay periods since the anchor).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ class RecentInterests:
     Stored per user: ``(newest event time, anchor time, {cat: weight at the anchor})``; a view
     adds ``decay ** ((anchor - t) / period)`` — O(1), no re-decaying of every category per view —
     and a category's weight at the newest event time is ``stored * decay ** ((ref - anchor) / period)``.
-    When a user holds more than ``max_cats`` categories, or its newest view is more than
+    When a user holds more than ``max_cats`` categories, the ones under ``min_score`` and then the
+    worst are dropped (the trim; the anchor stays). When its newest view is more than
     ``compact_periods`` decay periods after the anchor, weights are computed, the ones under
-    ``min_score`` dropped, the best ``keep_cats`` kept (default: ``max_cats`` less a fifth), and the
-    anchor moves to the newest time (the compaction; it bounds stored weights to
-    ``decay ** -compact_periods``).
+    ``min_score`` dropped, the best ``max_cats`` kept, and the anchor moves to the newest time
+    (the compaction; it bounds stored weights to ``decay ** -compact_periods``).
     """
 
     def __init__(
@@ -50,14 +50,10 @@ class RecentInterests:
         ttl_ms: int = 3 * 86_400_000,
         max_users: int = 500_000,
         compact_periods: int = 24,
-        keep_cats: int | None = None,
     ) -> None:
         self.decay, self.period_ms, self.min_score = decay, period_ms, min_score
         self.max_cats, self.ttl_ms, self.max_users = max_cats, ttl_ms, max_users
         self.compact_periods = compact_periods
-        self.keep_cats = max(1, min(max_cats, keep_cats if keep_cats is not None else max_cats - max_cats // 5))
-        """A compaction keeps at most this many (some room under ``max_cats``: a user holding its
-        fill of categories is not compacted, and its set rewritten whole, at every new one)."""
         self.users: dict[str, tuple[int, int, dict[str, float]]] = {}
         """user -> (newest event time, anchor, category -> weight at anchor); least recently seen first."""
         self.dirty: dict[str, set[str] | None] = {}
@@ -94,7 +90,7 @@ class RecentInterests:
                 weights[cat] = weights.get(cat, 0.0) + add
                 if ts > ref:
                     ref = ts
-                if len(weights) > max_cats or (ref - anchor) > span:
+                if (ref - anchor) > span:
                     weights = self._compact(ref, anchor, weights)
                     anchor = ref
                     dirty[user] = None
@@ -102,31 +98,54 @@ class RecentInterests:
                 else:
                     changed = dirty.get(user, False)
                     if changed is False:
-                        dirty[user] = {cat}
+                        changed = dirty[user] = {cat}
                     elif changed is not None:
                         changed.add(cat)
+                    if len(weights) > max_cats:
+                        dropped = self._trim(ref, anchor, weights)
+                        if changed is not None:
+                            changed.update(dropped)
                 users[user] = (ref, anchor, weights)
             if len(users) > self.max_users:
                 self._forget(next(iter(users)))
                 self.counts["users_evicted"] += 1
 
     def _compact(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
-        """The weights at ``ref``, those under ``min_score`` dropped, the best ``keep_cats`` kept
-        (score descending, ties by category ascending, as :func:`rank` orders them): a new dict."""
+        """The weights at ``ref`` (the new anchor), those under ``min_score`` dropped, the best
+        ``max_cats`` kept (score descending, ties by category ascending, as :func:`rank` orders
+        them): a new dict."""
         w = self._output((ref, anchor, weights))
         if w is weights:
             w = dict(w)
-        excess = len(w) - self.keep_cats
-        if excess <= 0:
-            return w
+        return dict(rank(w, self.max_cats)) if len(w) > self.max_cats else w
+
+    def _trim(self, ref: int, anchor: int, weights: dict[str, float]) -> list[str]:
+        """A user over ``max_cats``, in place and without moving its anchor (so only the members
+        removed change in Redis): the categories weighing under ``min_score`` at ``ref`` go, then
+        the worst while over ``max_cats`` — by stored weight, which orders them as the current
+        weights do (one factor), ties by category ascending as :func:`rank` keeps them. Returns the
+        categories removed."""
+        self.counts["recent_trims"] += 1
+        lo = self.min_score
+        out: list[str] = []
+        if lo > 0:
+            f = 1.0 if ref == anchor else self.decay ** ((ref - anchor) / self.period_ms)
+            out = [c for c, v in weights.items() if v * f < lo]
+            for c in out:
+                del weights[c]
+        excess = len(weights) - self.max_cats
         if excess > 3:
-            return dict(rank(w, self.keep_cats))
-        # The usual case (a full user viewing one new category): drop the worst few, one by one;
-        # the same set as rank's best max_cats (worst = lowest score, then greatest category).
-        for _ in range(excess):
-            lo = min(w.values())
-            del w[max(c for c, v in w.items() if v == lo)]
-        return w
+            keep = dict(rank(weights, self.max_cats))
+            gone = [c for c in weights if c not in keep]
+            for c in gone:
+                del weights[c]
+            return out + gone
+        for _ in range(excess):  # the usual case: one new category over a full set
+            worst = min(weights.values())
+            c = max(c for c, v in weights.items() if v == worst)
+            del weights[c]
+            out.append(c)
+        return out
 
     def _current(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
         if ref == anchor:
@@ -168,19 +187,20 @@ class RecentInterests:
         entry = self.users.get(user)
         return rank(self._output(entry), self.max_cats) if entry else []
 
-    def drain_changes(self) -> dict[str, tuple[bool, dict[str, float]]]:
+    def drain_changes(self) -> dict[str, tuple[bool, dict[str, float | None]]]:
         """What to write for the users changed since the last drain: ``user -> (whole, members)``
-        — with ``whole`` the user's set is replaced by ``members``, else ``members`` are set in it.
+        — with ``whole`` the user's set is replaced by ``members``, else ``members`` are set in it
+        (a ``None`` score: the member is removed).
         Scores are weights as of the user's anchor (see the module docstring)."""
-        out: dict[str, tuple[bool, dict[str, float]]] = {u: (True, w) for u, w in sorted(self.forgotten.items())}
+        out: dict[str, tuple[bool, dict[str, float | None]]] = {u: (True, w) for u, w in sorted(self.forgotten.items())}
         users = self.users
         for u in sorted(self.dirty):
             changed = self.dirty[u]
             weights = users[u][2]
             if changed is None:
                 out[u] = (True, dict(weights))
-            else:
-                out[u] = (False, {c: weights[c] for c in changed})
+            else:  # a category trimmed away: None (removed from the set)
+                out[u] = (False, {c: weights.get(c) for c in changed})
         self.dirty, self.forgotten = {}, {}
         return out
 
@@ -201,7 +221,7 @@ class RecentInterests:
         frozen = list(self.users.items())
         dirty = {u: (None if c is None else set(c)) for u, c in self.dirty.items()}
         head = (self.decay, self.period_ms, self.min_score, self.max_cats, self.ttl_ms, self.max_users)
-        tail = (dirty, dict(self.forgotten), Counter(self.counts), self.compact_periods, self.keep_cats)
+        tail = (dirty, dict(self.forgotten), Counter(self.counts), self.compact_periods)
         freeze = self._freeze = _Freeze()
 
         def finish() -> bytes:
@@ -221,11 +241,11 @@ class RecentInterests:
         fields = pickle.loads(blob)
         if len(fields) == 10:  # a checkpoint of the previous version: whole rewrites, 200-period anchors
             (decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts) = fields
-            compact, keep, dirty = 200, max_cats, dict.fromkeys(dirty)
+            compact, dirty = 200, dict.fromkeys(dirty)
         else:
-            decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts, compact, keep = fields
+            decay, period, min_score, max_cats, ttl, max_users, users, dirty, forgotten, counts, compact = fields
         r = cls(decay=decay, period_ms=period, min_score=min_score, max_cats=max_cats, ttl_ms=ttl, max_users=max_users,
-                compact_periods=compact, keep_cats=keep)
+                compact_periods=compact)
         if isinstance(users, _Chunked):
             users = dict(chain.from_iterable(pickle.loads(c) for c in users.chunks))
         r.users, r.dirty, r.forgotten, r.counts = users, dirty, forgotten, counts

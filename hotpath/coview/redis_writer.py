@@ -88,7 +88,8 @@ class RespZWriter:
         self, replace: Mapping[str, Members], add: Mapping[str, Members], *, ttl_s: float | None = None
     ) -> None:
         """Each key of ``replace`` replaced by its members (``DEL`` + ``ZADD``), each key of ``add``
-        given its members' scores (``ZADD``: its other members kept); every key written gets
+        given its members' scores (``ZADD``: its other members kept; a member scored ``None`` is
+        removed, ``ZREM``); every key written gets
         ``PEXPIRE`` when a TTL is given. One ``MULTI``/``EXEC`` per ``keys_per_transaction`` keys
         (a reader never sees a key half written; Redis serves other clients between them), all
         sent at once."""
@@ -111,6 +112,11 @@ class RespZWriter:
                 if whole:
                     parts.append(pack(("DEL", key)))
                     n += 1
+                if not whole and members and isinstance(members, Mapping) and None in members.values():
+                    gone = [m for m, v in members.items() if v is None]
+                    parts.append(pack(("ZREM", key, *gone)))
+                    n += 1
+                    members = {m: v for m, v in members.items() if v is not None}
                 if members:
                     if isinstance(members, Mapping):
                         names, scores = members.keys(), members.values()

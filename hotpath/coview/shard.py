@@ -284,10 +284,10 @@ class ShardCore:
                     out.setdefault(d, []).append((epoch, names, k[np.repeat(hit, sizes)], sizes[hit]))
         return out
 
-    def drain_recent(self) -> dict[str, tuple[bool, dict[str, float]]]:
+    def drain_recent(self) -> dict[str, tuple[bool, dict[str, float | None]]]:
         """The users' recent-interest writes gathered since the last drain (see
         :meth:`RecentInterests.drain_changes`)."""
-        out: dict[str, tuple[bool, dict[str, float]]] = {}
+        out: dict[str, tuple[bool, dict[str, float | None]]] = {}
         for p in sorted(self.parts):
             out.update(self.parts[p].interests.drain_changes())
         return out

@@ -49,8 +49,9 @@ class SinkBatch:
     """One unit of sink work. ``sent_ms``: produce time of the event the batch shows, for freshness."""
 
     coview: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    recent: dict[str, tuple[bool, dict[str, float]]] = field(default_factory=dict)
-    """``user -> (whole, members)``: the user's set replaced by ``members``, or ``members`` set in it."""
+    recent: dict[str, tuple[bool, dict[str, float | None]]] = field(default_factory=dict)
+    """``user -> (whole, members)``: the user's set replaced by ``members``, or ``members`` set in it
+    (``None``: removed)."""
     dims: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     orders: dict[int, list[OrderRow]] = field(default_factory=dict)
     """Order events per event-log partition (offset order), for the rollup store."""
@@ -218,9 +219,14 @@ class SinkWriter:
             else:
                 self.cache.zreplace_many(whole, ttl_s=self.recent_ttl_s)
                 for key, members in some.items():
-                    self.cache.zadd(key, members, ttl_s=self.recent_ttl_s)
+                    gone = [m for m, v in members.items() if v is None]
+                    if gone:
+                        self.cache.zrem(key, gone)
+                    kept = {m: v for m, v in members.items() if v is not None}
+                    if kept:
+                        self.cache.zadd(key, kept, ttl_s=self.recent_ttl_s)
             self.written["recent_whole"] += len(whole)
-            self.written["recent_members_set"] += sum(map(len, some.values()))
+            self.written["recent_members_set"] += sum(map(len, some.values()))  # removals included
             self.written["recent_keys"] += len(batch.recent)
             if batch.recent_sent_ms:
                 self.recent_lag_ms.append(self.wall_ms() - batch.recent_sent_ms)

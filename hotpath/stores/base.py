@@ -166,6 +166,10 @@ class HotCache(abc.ABC):
     def zprune_below(self, key: str, min_score: float) -> int:
         """Remove members scored below ``min_score``; returns how many went."""
 
+    @abc.abstractmethod
+    def zrem(self, key: str, members: Sequence[str]) -> int:
+        """Remove these members (absent ones are ignored); returns how many went."""
+
     # hashes
     @abc.abstractmethod
     def hset(self, key: str, mapping: Mapping[str, str], *, ttl_s: float | None = None) -> None: ...

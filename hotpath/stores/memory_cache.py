@@ -178,6 +178,16 @@ class InMemoryHotCache(HotCache):
                 self._drop(key)
             return len(gone)
 
+    def zrem(self, key: str, members: Sequence[str]) -> int:
+        with self._lock:
+            zset = self._zset(key, create=False)
+            if not zset:
+                return 0
+            gone = [m for m in members if zset.pop(str(m), None) is not None]
+            if not zset:
+                self._drop(key)
+            return len(gone)
+
     # ------------------------------------------------------------------ hashes
     def hset(self, key: str, mapping: Mapping[str, str], *, ttl_s: float | None = None) -> None:
         with self._lock:

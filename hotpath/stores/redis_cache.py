@@ -243,6 +243,12 @@ class RedisHotCache(HotCache):
         with self._errors("ZREMRANGEBYSCORE"):
             return int(self._client.zremrangebyscore(key, "-inf", f"({float(min_score)!r}"))
 
+    def zrem(self, key: str, members: Sequence[str]) -> int:
+        if not members:
+            return 0
+        with self._errors("ZREM"):
+            return int(self._client.zrem(key, *members))
+
     # ------------------------------------------------------------------ hashes
     def hset(self, key: str, mapping: Mapping[str, str], *, ttl_s: float | None = None) -> None:
         with self._errors("HSET"):

@@ -187,6 +187,15 @@ def test_zprune_below(cut: CacheUnderTest) -> None:
     assert c.zprune_below(cut.k("missing"), 1.0) == 0
 
 
+def test_zrem(cut: CacheUnderTest) -> None:
+    c, z = cut.cache, cut.k("z")
+    c.zadd(z, {"a": 0.1, "b": 0.5, "c": 2.0})
+    assert c.zrem(z, ["a", "absent"]) == 1
+    assert c.ztop(z, 10) == [("c", 2.0), ("b", 0.5)]
+    assert c.zrem(z, []) == 0 and c.zrem(cut.k("missing"), ["a"]) == 0
+    assert c.zrem(z, ["b", "c"]) == 2 and c.ztop(z, 10) == []
+
+
 def test_ztop_many_order_matches_keys(cut: CacheUnderTest) -> None:
     c = cut.cache
     keys = [cut.k(f"z{i}") for i in range(5)]

@@ -247,6 +247,17 @@ def test_a_slow_dimension_store_or_checkpoint_save_does_not_hold_redis_writes_up
     w.close()
 
 
+def test_recent_writes_set_and_remove_members_on_any_cache() -> None:
+    cache = InMemoryHotCache()
+    w = SinkWriter(cache, None)
+    w.submit(SinkBatch(recent={"u1": (True, {"a": 1.0, "b": 0.5, "c": 0.25})}))
+    w.submit(SinkBatch(recent={"u1": (False, {"b": None, "d": 2.0}), "u2": (False, {"x": None})}))
+    w.flush()
+    assert zset_dump(cache, "user:recent_cats:") == {"user:recent_cats:u1": {"a": 1.0, "c": 0.25, "d": 2.0}}
+    assert 0 < cache.ttl("user:recent_cats:u1") <= 3 * 86_400
+    w.close()
+
+
 def test_a_checkpoint_barrier_waits_for_the_redis_writes_before_it() -> None:
     class SlowCache(InMemoryHotCache):
         def zreplace(self, key, members, *, ttl_s=None):

@@ -57,6 +57,9 @@ def test_resp_writer_replaces_some_sets_and_sets_members_of_others_in_one_call(u
         assert all(590 < cache.ttl(k(n)) <= 600 for n in "ran")
         w.zwrite_many({}, {k("a"): {"x": 3.5, "new": 0.75}})  # the same write again: no change
         assert zset_dump(cache, f"t:{uniq}:")[k("a")] == {"keep": 2.0, "x": 3.5, "new": 0.75}
+        w.zwrite_many({}, {k("a"): {"keep": None, "y": 1.5}, k("n"): {"z": None, "absent": None}})  # None: removed
+        got = zset_dump(cache, f"t:{uniq}:")
+        assert got[k("a")] == {"x": 3.5, "new": 0.75, "y": 1.5} and k("n") not in got
     finally:
         for key in list(cache.scan(f"t:{uniq}:")):
             cache.delete(key)

@@ -258,7 +258,8 @@ def test_shard_batch_path_equals_per_event_path_with_late_events(policy: str) ->
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> None:
     """Over ``max_cats``: the best by score, ties by category ascending (as ``rank`` keeps them),
-    checked against a reference that re-ranks every user whole at each overflow; many ties."""
+    checked against a reference that re-ranks every user whole at each overflow (stored weights,
+    anchor kept) and re-anchors after 24 periods; many ties."""
     from hotpath.coview.topk import rank
 
     rng = random.Random(seed)
@@ -276,12 +277,15 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
         w = dict(w)
         w[cat] = w.get(cat, 0.0) + 0.9 ** ((anchor - ts) / hour)
         newest = max(newest, ts)
-        if len(w) > max_cats or newest - anchor > 24 * hour:
-            f = 0.9 ** ((newest - anchor) / hour)
+        f = 0.9 ** ((newest - anchor) / hour)
+        if newest - anchor > 24 * hour:  # compaction: re-anchored at the newest time
             w = {c: v * f for c, v in w.items()}
             w = {c: v for c, v in w.items() if v >= min_score}
             w = dict(rank(w, max_cats))
             anchor = newest
+        elif len(w) > max_cats:  # trim: the anchor stays; stored weights ranked as they are
+            w = {c: v for c, v in w.items() if v * f >= min_score}
+            w = dict(rank(w, max_cats))
         ref[user] = (newest, anchor, w)
     for user, (newest, anchor, w) in ref.items():
         f = 0.9 ** ((newest - anchor) / hour)
@@ -299,7 +303,7 @@ def test_recent_interest_writes_replayed_in_order_give_the_stored_weights_in_cur
     hour = 3_600_000
     r = RecentInterests(decay=0.9, period_ms=hour, min_score=0.05, max_cats=8, compact_periods=6)
     redis: dict[str, dict[str, float]] = {"u0": {"planted-by-someone-else": 5.0}}
-    t, whole, some = T0, 0, 0
+    t, whole, some, removed = T0, 0, 0, 0
     for _ in range(60):
         views = []
         for _ in range(rng.randrange(1, 80)):
@@ -312,9 +316,14 @@ def test_recent_interest_writes_replayed_in_order_give_the_stored_weights_in_cur
                 redis[user] = dict(members)
                 whole += 1
             else:
-                redis[user].update(members)
+                for c, v in members.items():
+                    if v is None:
+                        removed += 1
+                        redis[user].pop(c)  # a trimmed category: it was in the set
+                    else:
+                        redis[user][c] = v
                 some += 1
-    assert some > 0 and whole > 0
+    assert some > 0 and whole > 0 and removed > 0
     for user in r.users:
         assert redis[user] == pytest.approx(r.stored(user))
         cur = dict(r.weights(user))
@@ -360,6 +369,6 @@ def test_a_deferred_snapshot_is_the_state_as_of_its_call_while_views_go_on_in_an
     r.on_views(views(500, t))  # after it finished: no copies needed any more
     back = RecentInterests.restore(out[0])
     assert back.users == want_users and list(back.users) == list(want_users)  # contents and LRU order
-    assert dict(back.counts) == want_counts and back.dirty == {} and back.keep_cats == 8
+    assert dict(back.counts) == want_counts and back.dirty == {} and back.compact_periods == 24
     assert r.users != want_users  # the live state did move on
     assert RecentInterests.restore(r.snapshot()).users == r.users
