@@ -34,7 +34,7 @@ class RecentInterests:
     adds ``decay ** ((anchor - t) / period)`` — O(1), no re-decaying of every category per view —
     and a category's weight at the newest event time is ``stored * decay ** ((ref - anchor) / period)``.
     When a user holds more than ``max_cats`` categories, the ones under ``min_score`` and then the
-    worst are dropped (the trim; the anchor stays). When its newest view is more than
+    worst are dropped down to ``keep_cats``, ``max_cats`` less a fifth (the trim; the anchor stays). When its newest view is more than
     ``compact_periods`` decay periods after the anchor, weights are computed, the ones under
     ``min_score`` dropped, the best ``max_cats`` kept, and the anchor moves to the newest time
     (the compaction; it bounds stored weights to ``decay ** -compact_periods``).
@@ -54,6 +54,9 @@ class RecentInterests:
         self.decay, self.period_ms, self.min_score = decay, period_ms, min_score
         self.max_cats, self.ttl_ms, self.max_users = max_cats, ttl_ms, max_users
         self.compact_periods = compact_periods
+        self.keep_cats = max(1, max_cats - max_cats // 5)
+        """What a trim leaves (some room under ``max_cats``: a full user is not trimmed at every new
+        category)."""
         self.users: dict[str, tuple[int, int, dict[str, float]]] = {}
         """user -> (newest event time, anchor, category -> weight at anchor); least recently seen first."""
         self.dirty: dict[str, set[str] | None] = {}
@@ -122,7 +125,7 @@ class RecentInterests:
     def _trim(self, ref: int, anchor: int, weights: dict[str, float]) -> list[str]:
         """A user over ``max_cats``, in place and without moving its anchor (so only the members
         removed change in Redis): the categories weighing under ``min_score`` at ``ref`` go, then
-        the worst while over ``max_cats`` — by stored weight, which orders them as the current
+        the worst while over ``keep_cats`` — by stored weight, which orders them as the current
         weights do (one factor), ties by category ascending as :func:`rank` keeps them. Returns the
         categories removed."""
         self.counts["recent_trims"] += 1
@@ -133,14 +136,14 @@ class RecentInterests:
             out = [c for c, v in weights.items() if v * f < lo]
             for c in out:
                 del weights[c]
-        excess = len(weights) - self.max_cats
+        excess = len(weights) - self.keep_cats
         if excess > 3:
-            keep = dict(rank(weights, self.max_cats))
+            keep = dict(rank(weights, self.keep_cats))
             gone = [c for c in weights if c not in keep]
             for c in gone:
                 del weights[c]
             return out + gone
-        for _ in range(excess):  # the usual case: one new category over a full set
+        for _ in range(excess):  # a few over (small max_cats)
             worst = min(weights.values())
             c = max(c for c, v in weights.items() if v == worst)
             del weights[c]

@@ -71,7 +71,7 @@ class StreamingSettings(BaseModel):
     recent_min_score: float = Field(0.05, ge=0)
     """Recent interests weighing less than this are pruned."""
     recent_max_cats: int = Field(50, ge=1, le=10_000)
-    """Categories held per user; a user going over loses its worst."""
+    """Categories held per user; a user going over loses its worst, down to ``recent_max_cats`` less a fifth."""
     max_users_per_partition: int = Field(500_000, ge=1)
     """Bound on users held per event-log partition; the least recently seen go first."""
 

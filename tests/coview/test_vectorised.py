@@ -263,7 +263,7 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
     from hotpath.coview.topk import rank
 
     rng = random.Random(seed)
-    hour, max_cats, min_score = 3_600_000, 4, 0.3
+    hour, max_cats, min_score = 3_600_000, 6, 0.3  # trims keep 5
     r = RecentInterests(decay=0.9, period_ms=hour, min_score=min_score, max_cats=max_cats)
     ref: dict[str, tuple[int, int, dict[str, float]]] = {}
     views = []
@@ -285,7 +285,7 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
             anchor = newest
         elif len(w) > max_cats:  # trim: the anchor stays; stored weights ranked as they are
             w = {c: v for c, v in w.items() if v * f >= min_score}
-            w = dict(rank(w, max_cats))
+            w = dict(rank(w, max_cats - max_cats // 5))
         ref[user] = (newest, anchor, w)
     for user, (newest, anchor, w) in ref.items():
         f = 0.9 ** ((newest - anchor) / hour)
