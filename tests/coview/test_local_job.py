@@ -32,6 +32,15 @@ async def fill(log, settings, gen) -> None:
     await punctuate(log, settings.streaming.topic, 4_000_000_000_000)
 
 
+async def filled_job(settings, gen) -> tuple[LocalJob, MemoryEventLog, InMemoryHotCache, MemoryDims]:
+    """A prepared in-process job over in-memory stores, its log holding ``gen``'s events."""
+    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
+    await fill(log, settings, gen)
+    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    await job.coordinator.prepare()
+    return job, log, cache, dims
+
+
 class CrashingLocalJob(LocalJob):
     """Loses every shard's in-memory state at chosen rounds (as if their processes died)."""
 
@@ -138,12 +147,8 @@ async def test_crashes_with_dimension_rows_written_at_every_checkpoint_leave_ide
 async def test_dimension_rows_are_written_on_their_interval_and_on_stop(tmp_path) -> None:
     gen = generate(sessions=300, clusters=3, cluster_size=6, noise_cats=20, span_ms=2 * 3_600_000, seed=4)
     _, _, dims0, _, _ = await run_job(tmp_path / "clean", gen)
-    settings = make_settings(tmp_path / "t", dimension_interval_s=100.0)
-    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
-    await fill(log, settings, gen)
-    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
+    job, _, _, dims = await filled_job(make_settings(tmp_path / "t", dimension_interval_s=100.0), gen)
     c = job.coordinator
-    await c.prepare()
     now = [0.0]
     for r in job.runners:
         r._now, r._dims_at = (lambda: now[0]), 0.0
@@ -279,10 +284,7 @@ async def test_restart_of_the_whole_job_resumes_from_the_committed_checkpoint(tm
     gen = generate(sessions=400, clusters=3, cluster_size=7, noise_cats=20, span_ms=2 * 3_600_000, seed=8)
     _, redis0, dims0, _, _ = await run_job(tmp_path / "clean", gen)
     settings = make_settings(tmp_path / "restart", checkpoint_interval_s=0.0)
-    log, cache, dims = MemoryEventLog(), InMemoryHotCache(), MemoryDims()
-    await fill(log, settings, gen)
-    job = LocalJob(settings, event_log=log, cache=cache, dims=dims)
-    await job.coordinator.prepare()
+    job, log, cache, dims = await filled_job(settings, gen)
     for _ in range(12):
         await job.coordinator.round()
     await job.coordinator.checkpoint()
