@@ -150,12 +150,6 @@ class RecentInterests:
             out.append(c)
         return out
 
-    def _current(self, ref: int, anchor: int, weights: dict[str, float]) -> dict[str, float]:
-        if ref == anchor:
-            return dict(weights)
-        f = self.decay ** ((ref - anchor) / self.period_ms)
-        return {c: w * f for c, w in weights.items()}
-
     def _output(self, entry: tuple[int, int, dict[str, float]]) -> dict[str, float]:
         ref, anchor, weights = entry
         lo = self.min_score
