@@ -18,6 +18,7 @@ set is rewritten when the anchor moves: when the user is first seen, and at each
 from __future__ import annotations
 
 import pickle
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from itertools import chain
@@ -129,26 +130,22 @@ class RecentInterests:
         weights do (one factor), ties by category ascending as :func:`rank` keeps them. Returns the
         categories removed."""
         self.counts["recent_trims"] += 1
+        vals = sorted(weights.values())
+        drop = len(vals) - self.keep_cats  # how many go: the excess, or all those under min_score
         lo = self.min_score
-        out: list[str] = []
         if lo > 0:
             f = 1.0 if ref == anchor else self.decay ** ((ref - anchor) / self.period_ms)
-            out = [c for c, v in weights.items() if v * f < lo]
-            for c in out:
-                del weights[c]
-        excess = len(weights) - self.keep_cats
-        if excess > 3:
-            keep = dict(rank(weights, self.keep_cats))
-            gone = [c for c in weights if c not in keep]
-            for c in gone:
-                del weights[c]
-            return out + gone
-        for _ in range(excess):  # a few over (small max_cats)
-            worst = min(weights.values())
-            c = max(c for c, v in weights.items() if v == worst)
+            if vals[drop] * f < lo:  # more are under min_score (``v * f < lo`` rises with ``v``)
+                drop = bisect_left(vals, True, drop, key=lambda v: v * f >= lo)
+        cut = vals[drop - 1]  # the best of the ones that go
+        gone = [c for c, v in weights.items() if v <= cut]
+        if len(gone) > drop:  # ties at ``cut``: the smaller categories stay
+            ties = sorted(c for c in gone if weights[c] == cut)
+            stay = set(ties[: len(gone) - drop])
+            gone = [c for c in gone if c not in stay]
+        for c in gone:
             del weights[c]
-            out.append(c)
-        return out
+        return gone
 
     def _output(self, entry: tuple[int, int, dict[str, float]]) -> dict[str, float]:
         ref, anchor, weights = entry

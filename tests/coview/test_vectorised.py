@@ -255,22 +255,23 @@ def test_shard_batch_path_equals_per_event_path_with_late_events(policy: str) ->
         assert x.offsets() == y.offsets() and x.newest_sent() == y.newest_sent()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "max_cats"), [(0, 6), (1, 6), (2, 6), (3, 20), (4, 20)])
+def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int, max_cats: int) -> None:
     """Over ``max_cats``: the best by score, ties by category ascending (as ``rank`` keeps them),
     checked against a reference that re-ranks every user whole at each overflow (stored weights,
     anchor kept) and re-anchors after 24 periods; many ties."""
     from hotpath.coview.topk import rank
 
     rng = random.Random(seed)
-    hour, max_cats, min_score = 3_600_000, 6, 0.3  # trims keep 5
+    hour, min_score = 3_600_000, 0.3  # trims keep max_cats less a fifth
     r = RecentInterests(decay=0.9, period_ms=hour, min_score=min_score, max_cats=max_cats)
     ref: dict[str, tuple[int, int, dict[str, float]]] = {}
     views = []
     t = 0
     for _ in range(3000):
         t += rng.choice([0, 0, 0, hour // 4, hour])  # equal times: equal weights, ties to break
-        views.append((f"u{rng.randrange(5)}", f"c{rng.randrange(12)}", t))
+        views.append((f"u{rng.randrange(5)}", f"c{rng.randrange(2 * max_cats)}", t))
+    trims = 0
     for user, cat, ts in views:
         r.on_view(user, cat, ts)
         newest, anchor, w = ref.get(user, (ts, ts, {}))
@@ -284,9 +285,12 @@ def test_recent_interests_pruning_keeps_exactly_the_ranked_best(seed: int) -> No
             w = dict(rank(w, max_cats))
             anchor = newest
         elif len(w) > max_cats:  # trim: the anchor stays; stored weights ranked as they are
+            trims += 1
             w = {c: v for c, v in w.items() if v * f >= min_score}
             w = dict(rank(w, max_cats - max_cats // 5))
         ref[user] = (newest, anchor, w)
+        assert r.stored(user) == w
+    assert trims > 50 and r.counts["recent_trims"] == trims
     for user, (newest, anchor, w) in ref.items():
         f = 0.9 ** ((newest - anchor) / hour)
         want = rank({c: v * f for c, v in w.items() if v * f >= min_score}, max_cats)
