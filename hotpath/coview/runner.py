@@ -90,6 +90,7 @@ class ShardRunner:
         self.sinks = SinkWriter(
             cache, dims, rollups=rollups, order_source=streaming.topic, prefix=streaming.key_prefix, recent_ttl_s=streaming.recent_ttl_s,
             queue_max=streaming.sink_queue_max, dim_batch=streaming.dimension_batch,
+            dim_spread_s=min(streaming.dimension_spread_s, streaming.dimension_interval_s / 2),
         )
         self.core = ShardCore(index, shards, [], streaming, clock=clock)
         self.partitions: list[int] = []

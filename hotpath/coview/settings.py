@@ -96,6 +96,11 @@ class StreamingSettings(BaseModel):
     this long, and at every synchronous one (on stop): it is not on the freshness path, Redis is,
     and every key changes each epoch. Keys not yet written stay in the checkpointed state, so a
     restore writes them too. 0: at every checkpoint."""
+    dimension_spread_s: float = Field(10.0, ge=0)
+    """Those rows are written in chunks of 100 spread over this long (at most half of
+    ``dimension_interval_s``), not at once: thousands of rows at once take the dimension store a
+    core for a second or two, which the shards on the same machine feel as a stall. A synchronous
+    checkpoint (on stop) hurries them. 0: at once."""
     order_batch: int = Field(5000, ge=1)
     """Order events are written to the rollup store at every checkpoint, and sooner once a shard
     holds this many."""

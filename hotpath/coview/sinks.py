@@ -33,6 +33,9 @@ from hotpath.stores.rollups import RollupStore
 
 __all__ = ["SinkBatch", "SinkWriter", "coview_key", "recent_key"]
 
+_SPREAD_CHUNK = 100
+"""Dimension rows per write when they are spread over time (``dim_spread_s``)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -94,6 +97,7 @@ class SinkWriter:
         recent_ttl_s: float = 3 * 86_400.0,
         queue_max: int = 8,
         dim_batch: int = 500,
+        dim_spread_s: float = 0.0,
         wall_ms: Callable[[], float] = lambda: time.time() * 1000.0,
         samples: int = 20_000,
     ) -> None:
@@ -101,6 +105,9 @@ class SinkWriter:
         self.zwriter = zwriter_for(cache)
         self.rollups, self.order_source = rollups, order_source
         self.prefix, self.recent_ttl_s, self.dim_batch = prefix, recent_ttl_s, dim_batch
+        self.dim_spread_s = dim_spread_s
+        self._hurry = threading.Event()
+        """Set while :meth:`flush` or :meth:`close` waits: spread dimension rows go at once."""
         self.wall_ms = wall_ms
         self._hot: queue.Queue[SinkBatch | _Barrier | None] = queue.Queue(maxsize=queue_max)
         self._cold: queue.Queue[SinkBatch | _Barrier | None] = queue.Queue(maxsize=queue_max)
@@ -150,11 +157,16 @@ class SinkWriter:
         return self._hot.qsize() + self._cold.qsize()
 
     def flush(self) -> None:
-        """Wait until every submitted batch is written."""
-        self._hot.join()
-        self._cold.join()
+        """Wait until every submitted batch is written (spread dimension rows hurried)."""
+        self._hurry.set()
+        try:
+            self._hot.join()
+            self._cold.join()
+        finally:
+            self._hurry.clear()
 
     def close(self) -> None:
+        self._hurry.set()
         self._hot.put(None)
         self._cold.put(None)
         for t in self._threads:
@@ -203,6 +215,22 @@ class SinkWriter:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    def _write_dims(self, rows: list[CategoryCoView]) -> None:
+        """``rows`` in chunks: with ``dim_spread_s``, of ``_SPREAD_CHUNK`` rows, one every
+        ``dim_spread_s / chunks`` (unless hurried), so the dimension store gets a trickle, not a
+        burst. A retried batch writes them all again: upserts, idempotent."""
+        step = self.dim_batch
+        spread = self.dim_spread_s if len(rows) > _SPREAD_CHUNK else 0.0
+        if spread > 0:
+            step = min(step, _SPREAD_CHUNK)
+        chunks = range(0, len(rows), step)
+        t0 = time.monotonic()
+        for n, i in enumerate(chunks):
+            if spread > 0 and n and not self._hurry.is_set():
+                self._hurry.wait(t0 + spread * n / len(chunks) - time.monotonic())
+            self.dims.put_coview(rows[i : i + step])
+        self.written["dim_rows"] += len(rows)
+
     def _write(self, batch: SinkBatch) -> None:
         p = self.prefix
         if batch.coview:
@@ -231,10 +259,7 @@ class SinkWriter:
             if batch.recent_sent_ms:
                 self.recent_lag_ms.append(self.wall_ms() - batch.recent_sent_ms)
         if batch.dims and self.dims is not None:
-            rows = [CategoryCoView(f"{p}{k}", dict(top)) for k, top in batch.dims.items()]
-            for i in range(0, len(rows), self.dim_batch):
-                self.dims.put_coview(rows[i : i + self.dim_batch])
-            self.written["dim_rows"] += len(rows)
+            self._write_dims([CategoryCoView(f"{p}{k}", dict(top)) for k, top in batch.dims.items()])
         if batch.orders and self.rollups is not None:
             for part in sorted(batch.orders):
                 self.written["orders"] += self.rollups.record_order_batch(self.order_source, part, batch.orders[part])

@@ -252,6 +252,42 @@ def test_a_slow_dimension_store_or_checkpoint_save_does_not_hold_redis_writes_up
     w.close()
 
 
+def test_dimension_rows_are_spread_over_time_unless_a_flush_hurries_them() -> None:
+    """``dim_spread_s``: 1,000 rows go in chunks of 100 spread over the time given (a trickle, not
+    a burst), a batch under a chunk at once, and a flush writes what is left at once."""
+
+    class TimedDims(MemoryDims):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[float, int]] = []
+
+        def put_coview(self, rows) -> int:
+            self.calls.append((time.monotonic(), len(rows)))
+            return super().put_coview(rows)
+
+    dims = TimedDims()
+    w = SinkWriter(InMemoryHotCache(), dims, dim_spread_s=1.0)
+    rows = {f"k{i}": [("x", float(i))] for i in range(1000)}
+    t0 = time.monotonic()
+    w.submit(SinkBatch(dims=rows))
+    w.submit(SinkBatch(dims={"small": [("y", 1.0)]}))
+    while len(dims.rows) < 1001 and time.monotonic() < t0 + 10:
+        time.sleep(0.01)
+    assert [n for _, n in dims.calls] == [100] * 10 + [1]
+    gaps = [b - a for (a, _), (b, _) in zip(dims.calls, dims.calls[1:10])]
+    assert min(gaps) >= 0.05 and dims.calls[9][0] - t0 >= 0.85  # chunk i no sooner than i/10 of the spread
+    assert w.written["dim_rows"] == 1001
+
+    slow = SinkWriter(InMemoryHotCache(), dims, dim_spread_s=60.0)
+    t0 = time.monotonic()
+    slow.submit(SinkBatch(dims={f"j{i}": [("z", 1.0)] for i in range(500)}))
+    time.sleep(0.2)
+    slow.flush()  # hurries: the rest at once, not over a minute
+    assert time.monotonic() - t0 < 10 and all(f"j{i}" in dims.rows for i in range(500))
+    w.close()
+    slow.close()
+
+
 def test_recent_writes_set_and_remove_members_on_any_cache() -> None:
     cache = InMemoryHotCache()
     w = SinkWriter(cache, None)
