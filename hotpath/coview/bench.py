@@ -207,6 +207,7 @@ def bench_stream(
                 sink[k] = sink.get(k, 0) + v
         out["sink_counters"] = sink
         out["shard_gc"] = [x.get("gc") for x in stats]
+        out["shard_step_phases_s"] = [x.get("step_phases_s") for x in stats]
         keys = list(cache.scan(f"{s.streaming.key_prefix}cat:co_view:"))
         out["coview_keys_in_redis"] = len(keys)
         final_status = handle.status()

@@ -44,6 +44,10 @@ __all__ = ["ShardRunner", "dlq_topic", "late_topic"]
 log = logging.getLogger(__name__)
 
 
+_PHASES = ("take", "read", "ingest", "gather", "submit", "outbox")
+"""The phases of a step, in order (``slow_steps`` lists their ms in this order)."""
+
+
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
@@ -103,6 +107,9 @@ class ShardRunner:
         self._flushed_at = self._recent_at = self._dims_at = self._now()
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
+        self.phase_s = dict.fromkeys(_PHASES, 0.0)
+        self._phases_since = time.perf_counter()
+        """Seconds spent in each phase of the steps (summed; with ``slow_steps``, where time goes)."""
         self.slow_steps: deque[list[float]] = deque(maxlen=200)
         """Steps over 150 ms: records read, then ms of take (epochs applied), read, ingest, gather, submit, outbox."""
         self.checkpoint_parts: deque[list[float]] = deque(maxlen=100)
@@ -209,6 +216,8 @@ class ShardRunner:
         t.append(pc())
         outbox = core.drain_outbox()
         t.append(pc())
+        for name, a, b in zip(_PHASES, t, t[1:]):
+            self.phase_s[name] += b - a
         if t[-1] - t[0] > 0.15:  # a slow step: where its time went
             self.slow_steps.append([n, *(round((b - a) * 1000, 1) for a, b in zip(t, t[1:]))])
         return self._report(outbox, read=n, behind=behind)
@@ -327,6 +336,8 @@ class ShardRunner:
             "hot_write_ms": list(self.sinks.hot_write_ms),
             "checkpoint_parts_ms": list(self.checkpoint_parts),
             "slow_steps": list(self.slow_steps),
+            "step_phases_s": {**{k: round(v, 3) for k, v in self.phase_s.items()},
+                              "wall": round(time.perf_counter() - self._phases_since, 3)},
         }
 
     def reset_lags(self) -> None:
@@ -336,6 +347,8 @@ class ShardRunner:
         self.checkpoint_ms.clear()
         self.read_age_ms.clear()
         self.slow_steps.clear()
+        self.phase_s = dict.fromkeys(_PHASES, 0.0)
+        self._phases_since = time.perf_counter()
         self.sinks.hot_write_ms.clear()
 
     async def close(self) -> None:
