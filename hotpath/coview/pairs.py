@@ -8,6 +8,7 @@ change the result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -16,7 +17,8 @@ __all__ = ["count_pairs", "KeyIds"]
 
 _MIN_BINS, _MAX_BINS = 65_536, 1 << 23
 """:func:`count_pairs` counts with a histogram instead of sorting when the pair space has at most
-``_MIN_BINS`` cells, or at most 16 per pair and ``_MAX_BINS`` (64 MB of counts)."""
+``_MIN_BINS`` cells, or at most 5 per pair and ``_MAX_BINS`` (64 MB of counts): a cell costs about
+a fifth of what sorting costs per pair."""
 
 
 def count_pairs(
@@ -30,37 +32,49 @@ def count_pairs(
         return z, z, z
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     sizes = np.diff(np.r_[starts, len(g)])
-    size_of = np.repeat(sizes, sizes)
-    start_of = np.repeat(starts, sizes)
-    rows = size_of > 1  # single-key groups make no pairs
-    if first is not None:
-        rows &= first[k]
-    pos = np.flatnonzero(rows)
-    if not len(pos):
-        return z, z, z
-    sz = size_of[pos]
-    a_idx = np.repeat(pos, sz)
-    offs = np.cumsum(sz) - sz
-    b_idx = np.arange(len(a_idx)) - np.repeat(offs - start_of[pos], sz)
-    mask = a_idx != b_idx
-    a, b = k[a_idx[mask]], k[b_idx[mask]]
-    # Codes over (first key, second key); with ``first``, first keys renumbered densely over the
-    # keys it selects (half the space with two shards), in the same order.
+    k = k.astype(np.int64, copy=False)
     if first is not None:
         firsts = np.flatnonzero(first[:nk])
         dense = np.cumsum(first[:nk], dtype=np.int64) - 1
-        code = dense[a] * nk + b
+    # Groups of one size at a time, as an (n, s) matrix of keys: each row's pairs are its keys
+    # against the other s-1 (``_others``), no per-pair index arithmetic.
+    parts = []
+    for s in np.unique(sizes).tolist():
+        if s < 2:
+            continue  # single-key groups make no pairs
+        keys = k[starts[sizes == s][:, None] + np.arange(s)]
+        if first is None:
+            parts.append(((keys * nk)[:, :, None] + keys[:, _others(s)]).ravel())
+            continue
+        r, i = np.nonzero(first[keys])
+        if len(r):
+            parts.append(((dense[keys[r, i]] * nk)[:, None] + keys[r[:, None], _others(s)[i]]).ravel())
+    if not parts:
+        return z, z, z
+    code = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    # Codes over (first key, second key); with ``first``, first keys renumbered densely over the
+    # keys it selects (half the space with two shards), in the same order.
+    if first is not None:
         space = len(firsts) * nk
     else:
-        firsts, code, space = None, a * nk + b, nk * nk
-    if space <= max(_MIN_BINS, min(16 * len(code), _MAX_BINS)):  # dense enough for a histogram (no sort)
+        firsts, space = None, nk * nk
+    if space <= max(_MIN_BINS, min(5 * len(code), _MAX_BINS)):  # dense enough for a histogram (no sort)
         counts = np.bincount(code, minlength=space)
         uniq = np.flatnonzero(counts)
         counts = counts[uniq]
-    else:
-        uniq, counts = np.unique(code, return_counts=True)
+    else:  # sorted: as 32-bit ints where they fit (twice as fast)
+        code = np.sort(code.astype(np.int32) if space < 1 << 31 else code)
+        bounds = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        uniq, counts = code[bounds].astype(np.int64), np.diff(np.r_[bounds, len(code)])
     first_key = uniq // nk
     return (first_key if firsts is None else firsts[first_key]), uniq % nk, counts
+
+
+@lru_cache(maxsize=128)
+def _others(s: int) -> np.ndarray:
+    """``(s, s-1)``: row ``i`` lists the columns ``0..s-1`` but ``i``."""
+    cols = np.arange(s)
+    return np.array([np.delete(cols, i) for i in range(s)], dtype=np.intp).reshape(s, s - 1)
 
 
 class KeyIds:
