@@ -13,6 +13,12 @@ view changes one member and the sink writes that member alone (``ZADD``, an abso
 idempotent), and a category trimmed away (over ``max_cats``) is removed alone (``ZREM``). The whole
 set is rewritten when the anchor moves: when the user is first seen, and at each compaction
 (``compact_periods`` decay periods since the anchor).
+
+The scores written are those weights in millionths, rounded to integers (:data:`SCORE_SCALE`;
+ratios kept to a few parts per million): Redis keeps such a small set as one packed list in score
+order and finds a member's place by reading every score before it, which costs several times
+more for a decimal score (it parses it) than for an integer one. A user's whole set is written
+best first (each member then goes to the head of the new set, one comparison).
 """
 
 from __future__ import annotations
@@ -181,27 +187,29 @@ class RecentInterests:
         entry = self.users.get(user)
         return rank(self._output(entry), self.max_cats) if entry else []
 
-    def drain_changes(self) -> dict[str, tuple[bool, dict[str, float | None]]]:
+    def drain_changes(self) -> dict[str, tuple[bool, dict[str, int | None]]]:
         """What to write for the users changed since the last drain: ``user -> (whole, members)``
-        — with ``whole`` the user's set is replaced by ``members``, else ``members`` are set in it
-        (a ``None`` score: the member is removed).
-        Scores are weights as of the user's anchor (see the module docstring)."""
-        out: dict[str, tuple[bool, dict[str, float | None]]] = {u: (True, w) for u, w in sorted(self.forgotten.items())}
+        — with ``whole`` the user's set is replaced by ``members`` (best first), else ``members``
+        are set in it (a ``None`` score: the member is removed).
+        Scores are weights as of the user's anchor in millionths (see the module docstring)."""
+        out: dict[str, tuple[bool, dict[str, int | None]]] = {
+            u: (True, _scores(w)) for u, w in sorted(self.forgotten.items())
+        }
         users = self.users
         for u in sorted(self.dirty):
             changed = self.dirty[u]
             weights = users[u][2]
             if changed is None:
-                out[u] = (True, dict(weights))
+                out[u] = (True, _scores(weights))
             else:  # a category trimmed away: None (removed from the set)
-                out[u] = (False, {c: weights.get(c) for c in changed})
+                out[u] = (False, {c: None if (v := weights.get(c)) is None else round(v * SCORE_SCALE) for c in changed})
         self.dirty, self.forgotten = {}, {}
         return out
 
-    def stored(self, user: str) -> dict[str, float]:
-        """The user's weights as of its anchor: what ``user:recent_cats`` holds once written."""
+    def stored(self, user: str) -> dict[str, int]:
+        """What ``user:recent_cats`` holds once written: the weights as of the anchor, in millionths."""
         entry = self.users.get(user)
-        return dict(entry[2]) if entry else {}
+        return _scores(entry[2]) if entry else {}
 
     def snapshot(self) -> bytes:
         return self.snapshot_later()()
@@ -244,6 +252,19 @@ class RecentInterests:
             users = dict(chain.from_iterable(pickle.loads(c) for c in users.chunks))
         r.users, r.dirty, r.forgotten, r.counts = users, dirty, forgotten, counts
         return r
+
+
+SCORE_SCALE = 1_000_000
+"""Written scores are weights in millionths, rounded to integers (see the module docstring)."""
+
+
+def _scores(weights: dict[str, float]) -> dict[str, int]:
+    """A whole set's written scores, best first (Redis inserts each at the head of the new set)."""
+    return {c: round(v * SCORE_SCALE) for c, v in sorted(weights.items(), key=_by_weight, reverse=True)}
+
+
+def _by_weight(item: tuple[str, float]) -> float:
+    return item[1]
 
 
 _CHUNK = 2000

@@ -5,8 +5,8 @@
 transactions of ``keys_per_transaction`` keys), and :meth:`RespZWriter.zwrite_many` the same plus
 ``ZADD`` of some members into other keys, with a fraction of the client CPU: commands are packed by
 ``hiredis.pack_command`` (C), every transaction goes out in one ``sendall`` on a plain socket, and the replies are parsed by
-``hiredis.Reader``. Scores are written as ``repr(float)``, as redis-py writes them, so the stored
-values are identical. The sink writer uses it whenever its cache is a :class:`RedisHotCache`
+``hiredis.Reader``. Scores are written as redis-py writes them (``repr`` of the float, or of the
+int), so the stored values are identical. The sink writer uses it whenever its cache is a :class:`RedisHotCache`
 (:func:`zwriter_for`); any other cache is written through its own ``zreplace_many``.
 
 Errors: a failed connection or a timeout is :class:`ServiceUnavailable` (the socket is dropped and
@@ -112,13 +112,14 @@ class RespZWriter:
                 if whole:
                     parts.append(pack(("DEL", key)))
                     n += 1
-                if not whole and members and isinstance(members, Mapping) and None in members.values():
+                is_map = type(members) is dict or isinstance(members, Mapping)
+                if not whole and members and is_map and None in members.values():
                     gone = [m for m, v in members.items() if v is None]
                     parts.append(pack(("ZREM", key, *gone)))
                     n += 1
                     members = {m: v for m, v in members.items() if v is not None}
                 if members:
-                    if isinstance(members, Mapping):
+                    if is_map:
                         names, scores = members.keys(), members.values()
                     else:
                         names, scores = zip(*members)
@@ -128,8 +129,11 @@ class RespZWriter:
                     args[0], args[1] = "ZADD", key
                     try:
                         args[2::2] = map(float.__repr__, scores)
-                    except TypeError:  # ints, numpy floats: as redis-py writes them
-                        args[2::2] = [repr(float(x)) for x in scores]
+                    except TypeError:
+                        try:  # integer scores (users' recent interests)
+                            args[2::2] = map(int.__repr__, scores)
+                        except TypeError:  # a mix, numpy floats: as redis-py writes them
+                            args[2::2] = [repr(x) if type(x) is int else repr(float(x)) for x in scores]
                     args[3::2] = names
                     parts.append(pack(tuple(args)))
                     n += 1

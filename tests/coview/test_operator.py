@@ -106,11 +106,12 @@ def test_recent_interests_decay_prune_ttl() -> None:
     assert [c for c, _ in r.weights("u")] == ["a", "b"] or [c for c, _ in r.weights("u")] == ["a", "c"]
     r.on_view("u", "z", T0 + 42 * hour)  # 40 h later: ~1.9 * 0.95**40 ~ 0.25 < 0.5 -> pruned
     assert [c for c, _ in r.weights("u")] == ["z"]
-    assert r.drain_changes() == {"u": (True, {"z": pytest.approx(1.0)})}  # compacted: whole set
+    # compacted: the whole set, re-anchored (weights as of the anchor, in millionths)
+    assert r.drain_changes() == {"u": (True, {"z": 1_000_000})}
     r.on_view("v", "a", T0 + 70 * hour)
     r.expire(T0 + 70 * hour)  # u last seen 28 h before: gone
     assert r.weights("u") == [] and r.weights("v") == [("a", 1.0)]
-    assert r.drain_changes() == {"v": (True, {"a": 1.0})}  # a new user: whole set
+    assert r.drain_changes() == {"v": (True, {"a": 1_000_000})}  # a new user: whole set
 
 
 def test_parse_valid_and_round_trip() -> None:

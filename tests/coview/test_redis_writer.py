@@ -71,12 +71,13 @@ def test_resp_writer_writes_int_and_numpy_scores_like_the_cache(uniq: str, write
     import numpy as np
 
     cache, w = writer
-    items = {"m": {"x": 3, "y": np.float32(0.1), "z": np.float64(2.5), "w": 1.0}, "l": [("x", 7), ("y", np.int64(2))]}
+    items = {"m": {"x": 3, "y": np.float32(0.1), "z": np.float64(2.5), "w": 1.0}, "l": [("x", 7), ("y", np.int64(2))],
+             "i": {"x": 1_878_866, "y": 12, "z": 2**53 + 1}}  # all ints: users' recent interests
     cache.zreplace_many({f"t:{uniq}:b:{k}": dict(v) for k, v in items.items()})
     w.zreplace_many({f"t:{uniq}:a:{k}": v for k, v in items.items()})
     a = {k.split(":a:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:a:").items()}
     b = {k.split(":b:")[1]: v for k, v in zset_dump(cache, f"t:{uniq}:b:").items()}
-    assert a == b and a["m"]["x"] == 3.0 and a["l"] == {"x": 7.0, "y": 2.0}
+    assert a == b and a["m"]["x"] == 3.0 and a["l"] == {"x": 7.0, "y": 2.0} and a["i"]["x"] == 1_878_866.0
 
 
 def test_resp_writer_unreachable_is_service_unavailable() -> None:
