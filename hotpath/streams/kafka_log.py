@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -214,31 +214,55 @@ class KafkaEventLog(EventLog):
         n = await self.partitions(topic)
         if not events:
             return []
-        producer = await self._started_producer()
+        self._check_sizes(ev.key for ev in events)
+        self._check_sizes(ev.value for ev in events)
         by_partition: dict[int, list[int]] = {}
         for i, ev in enumerate(events):
             by_partition.setdefault(partition_for(ev.key, n), []).append(i)
-        sent: list[tuple[asyncio.Future, int, list[int]]] = []  # (batch future, partition, event indices)
-        async with self._errors(f"append to {topic}"):
-            for p, indices in by_partition.items():
-                batch, members = producer.create_batch(), []
-                for i in indices:
-                    ev = events[i]
-                    if batch.append(key=ev.key, value=ev.value, timestamp=ev.timestamp_ms) is None:
-                        if not members:
-                            raise BadInput(f"event {i} of {len(ev.value)} bytes is larger than a batch", field="value")
-                        sent.append((await producer.send_batch(batch, topic, partition=p), p, members))
-                        batch, members = producer.create_batch(), []
-                        if batch.append(key=ev.key, value=ev.value, timestamp=ev.timestamp_ms) is None:
-                            raise BadInput(f"event {i} of {len(ev.value)} bytes is larger than a batch", field="value")
-                    members.append(i)
-                sent.append((await producer.send_batch(batch, topic, partition=p), p, members))
-            metas = await asyncio.gather(*(fut for fut, _, _ in sent))
+        parts = list(by_partition.items())
+        firsts = await asyncio.gather(
+            *(self._append_to(topic, p, [(events[i].key, events[i].value, events[i].timestamp_ms) for i in indices])
+              for p, indices in parts)
+        )
         result: list[tuple[int, int]] = [(0, 0)] * len(events)
-        for meta, (_, p, members) in zip(metas, sent, strict=True):
-            for j, i in enumerate(members):
-                result[i] = (p, meta.offset + j)
+        for first, (p, indices) in zip(firsts, parts, strict=True):
+            for j, i in enumerate(indices):
+                result[i] = (p, first + j)
         return result
+
+    async def append_batch(self, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes]]) -> int:
+        """Append ``(key, value)`` records to one partition, in order, without an :class:`EventIn`
+        each (load generators); returns the offset of the first."""
+        n = await self.partitions(topic)
+        if not 0 <= partition < n:
+            raise BadInput(f"partition {partition} of {topic!r} does not exist (it has {n})", field="partition")
+        if not records:
+            raise BadInput("no records to append", field="records")
+        self._check_sizes(k for k, _ in records)
+        self._check_sizes(v for _, v in records)
+        return await self._append_to(topic, partition, [(k, v, None) for k, v in records])
+
+    def _check_sizes(self, blobs: Iterable[bytes | None]) -> None:
+        """Before anything is sent: no key or value over a producer batch (the broker would refuse it)."""
+        biggest = max((len(b) for b in blobs if b), default=0)
+        if biggest > self._max_batch_bytes:
+            raise BadInput(f"an event of {biggest:,} bytes is larger than a Kafka batch ({self._max_batch_bytes:,})",
+                           field="value")
+
+    async def _append_to(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes, int | None]]) -> int:
+        """``(key, value, timestamp_ms)`` records to one partition, in batches; the first's offset."""
+        producer = await self._started_producer()
+        futures: list[asyncio.Future] = []
+        async with self._errors(f"append to {topic}"):
+            batch = producer.create_batch()
+            for key, value, ts in records:
+                if batch.append(key=key, value=value, timestamp=ts) is None:  # full: send it, start another
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=ts)
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            metas = await asyncio.gather(*futures)
+        return metas[0].offset
 
     async def read(
         self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0

@@ -336,3 +336,34 @@ async def test_kafka_down_is_service_unavailable(settings: Settings) -> None:
             await log.partitions("anything")
     finally:
         await log.close()
+
+
+@pytest.mark.services
+async def test_kafka_append_batch_writes_one_partition_in_order(settings: Settings, uniq: str) -> None:
+    """``KafkaEventLog.append_batch`` (the load generator's path): records in order to the partition
+    named whatever their keys, several producer batches, the first offset returned; bad input named."""
+    from hotpath.streams.kafka_log import KafkaEventLog
+
+    log = KafkaEventLog(settings)
+    t = f"contract-{uniq}-batch"
+    try:
+        await log.create_topic(t, 2)
+        records = [(str(i).encode(), b"y" * 300 + str(i).encode()) for i in range(6000)]  # > one batch
+        assert await log.append_batch(t, 1, records[:10]) == 0
+        assert await log.append_batch(t, 1, records[10:]) == 10
+        got: list[tuple[bytes | None, bytes]] = []
+        while len(got) < len(records):
+            batch = await log.read(t, 1, len(got), max_records=5000, timeout_s=5)
+            assert batch
+            got += [(r.key, r.value) for r in batch]
+        assert got == records and await log.end_offset(t, 0) == 0
+        with pytest.raises(BadInput, match="partition 2"):
+            await log.append_batch(t, 2, records[:1])
+        for append in (log.append_batch(t, 0, [(None, b"z"), (None, b"z" * (8 << 20))]),
+                       log.append(t, [EventIn(b"z"), EventIn(b"z" * (8 << 20))])):
+            with pytest.raises(BadInput, match="larger than a Kafka batch"):
+                await append
+        assert await log.end_offset(t, 0) == 0  # refused whole: nothing sent
+    finally:
+        await log.delete_topic(t)
+        await log.close()
