@@ -28,6 +28,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from itertools import chain
+from operator import itemgetter
 
 from hotpath.coview.topk import rank
 
@@ -202,7 +203,8 @@ class RecentInterests:
             if changed is None:
                 out[u] = (True, _scores(weights))
             else:  # a category trimmed away: None (removed from the set)
-                out[u] = (False, {c: None if (v := weights.get(c)) is None else round(v * SCORE_SCALE) for c in changed})
+                out[u] = (False, {c: None if (v := weights.get(c)) is None else round(v * SCORE_SCALE)
+                                  for c in changed})
         self.dirty, self.forgotten = {}, {}
         return out
 
@@ -260,11 +262,7 @@ SCORE_SCALE = 1_000_000
 
 def _scores(weights: dict[str, float]) -> dict[str, int]:
     """A whole set's written scores, best first (Redis inserts each at the head of the new set)."""
-    return {c: round(v * SCORE_SCALE) for c, v in sorted(weights.items(), key=_by_weight, reverse=True)}
-
-
-def _by_weight(item: tuple[str, float]) -> float:
-    return item[1]
+    return {c: round(v * SCORE_SCALE) for c, v in sorted(weights.items(), key=itemgetter(1), reverse=True)}
 
 
 _CHUNK = 2000

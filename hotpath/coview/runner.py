@@ -108,8 +108,8 @@ class ShardRunner:
         self.step_ms: deque[float] = deque(maxlen=20_000)  # wall time of each step and checkpoint call
         self.checkpoint_ms: deque[float] = deque(maxlen=1_000)
         self.phase_s = dict.fromkeys(_PHASES, 0.0)
-        self._phases_since = time.perf_counter()
         """Seconds spent in each phase of the steps (summed; with ``slow_steps``, where time goes)."""
+        self._phases_since = time.perf_counter()
         self.slow_steps: deque[list[float]] = deque(maxlen=200)
         """Steps over 150 ms: records read, then ms of take (epochs applied), read, ingest, gather, submit, outbox."""
         self.checkpoint_parts: deque[list[float]] = deque(maxlen=100)

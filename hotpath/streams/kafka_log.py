@@ -249,7 +249,9 @@ class KafkaEventLog(EventLog):
             raise BadInput(f"an event of {biggest:,} bytes is larger than a Kafka batch ({self._max_batch_bytes:,})",
                            field="value")
 
-    async def _append_to(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes, int | None]]) -> int:
+    async def _append_to(
+        self, topic: str, partition: int, records: list[tuple[bytes | None, bytes, int | None]]
+    ) -> int:
         """``(key, value, timestamp_ms)`` records to one partition, in batches; the first's offset."""
         producer = await self._started_producer()
         futures: list[asyncio.Future] = []
