@@ -197,7 +197,7 @@ class RecentInterests:
             u: (True, _scores(w)) for u, w in sorted(self.forgotten.items())
         }
         users = self.users
-        for u in sorted(self.dirty):
+        for u in self.dirty:  # in the order they changed: deterministic, restored with the snapshot
             changed = self.dirty[u]
             weights = users[u][2]
             if changed is None:

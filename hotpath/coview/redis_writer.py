@@ -127,13 +127,10 @@ class RespZWriter:
                     # names by slice assignment (the per-member loop cost more than the packing)
                     args: list[Any] = [None] * (2 + 2 * len(members))
                     args[0], args[1] = "ZADD", key
-                    try:
-                        args[2::2] = map(float.__repr__, scores)
-                    except TypeError:
-                        try:  # integer scores (users' recent interests)
-                            args[2::2] = map(int.__repr__, scores)
-                        except TypeError:  # a mix, numpy floats: as redis-py writes them
-                            args[2::2] = [repr(x) if type(x) is int else repr(float(x)) for x in scores]
+                    try:  # all floats (co-views) or all ints (users' recent interests)
+                        args[2::2] = map(int.__repr__ if type(next(iter(scores))) is int else float.__repr__, scores)
+                    except TypeError:  # a mix, numpy scalars: as redis-py writes them
+                        args[2::2] = [repr(x) if type(x) is int else repr(float(x)) for x in scores]
                     args[3::2] = names
                     parts.append(pack(tuple(args)))
                     n += 1
