@@ -172,13 +172,20 @@ async def test_dimension_rows_are_written_on_their_interval_and_on_stop(tmp_path
     assert dict(dims.rows) == dims0
 
 
-def test_slow_sink_blocks_the_producer_instead_of_queueing_without_bound() -> None:
-    class SlowCache(InMemoryHotCache):
-        def zreplace(self, key, members, *, ttl_s=None):
-            time.sleep(0.05)
-            super().zreplace(key, members, ttl_s=ttl_s)
+class SlowCache(InMemoryHotCache):
+    """An in-memory cache whose every ``zreplace`` takes ``delay_s``."""
 
-    cache = SlowCache()
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def zreplace(self, key, members, *, ttl_s=None):
+        time.sleep(self.delay_s)
+        super().zreplace(key, members, ttl_s=ttl_s)
+
+
+def test_slow_sink_blocks_the_producer_instead_of_queueing_without_bound() -> None:
+    cache = SlowCache(0.05)
     w = SinkWriter(cache, None, queue_max=2)
     seen_max = 0
     stop = threading.Event()
@@ -300,12 +307,7 @@ def test_recent_writes_set_and_remove_members_on_any_cache() -> None:
 
 
 def test_a_checkpoint_barrier_waits_for_the_redis_writes_before_it() -> None:
-    class SlowCache(InMemoryHotCache):
-        def zreplace(self, key, members, *, ttl_s=None):
-            time.sleep(0.03)
-            super().zreplace(key, members, ttl_s=ttl_s)
-
-    cache = SlowCache()
+    cache = SlowCache(0.03)
     w = SinkWriter(cache, MemoryDims(), queue_max=8)
     for i in range(6):
         w.submit(SinkBatch(coview={f"k{i}": [("x", float(i))]}))
