@@ -7,6 +7,7 @@ Each area's CLI module exposes ``register(root, bench)``; the root wires them an
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 
 import typer
@@ -35,6 +36,9 @@ def _register_areas() -> None:
                 continue
             raise
         module.register(root, bench)
+    # Commands that live outside the package (the ``bench`` package's benchmarks), by entry point.
+    for ep in importlib.metadata.entry_points(group="hotpath.commands"):
+        ep.load()(root, bench)
 
 
 def main(argv: list[str] | None = None) -> None:
