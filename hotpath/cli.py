@@ -1,6 +1,6 @@
 """The ``hotpath`` command line: one root, one sub-command group per area.
 
-Each area's CLI module exposes ``register(root, bench)``; the root wires them and turns every
+Each area's command module (``hotpath/commands/<area>.py``) exposes ``register(root, bench)``; the root wires them and turns every
 :class:`~hotpath.errors.HotpathError` into one clear line on stderr (exit 2), never a stack trace.
 """
 
@@ -19,11 +19,11 @@ bench = typer.Typer(no_args_is_help=True, help="Benchmarks (figures and a baseli
 root.add_typer(bench, name="bench")
 
 AREAS = (
-    "hotpath.cluster.cli",
-    "hotpath.recs.cli",
-    "hotpath.coview.cli",
-    "hotpath.voice.cli",
-    "hotpath.intent.cli",
+    "hotpath.commands.cluster",
+    "hotpath.commands.recs",
+    "hotpath.commands.coview",
+    "hotpath.commands.voice",
+    "hotpath.commands.intent",
 )
 
 

@@ -24,7 +24,7 @@ def test_split():
 @pytest.fixture(scope="session")
 def intent_cli():
     """(runner, app) with the intent group and ``bench intent`` registered as the root does."""
-    from hotpath.intent.cli import register
+    from hotpath.commands.intent import register
 
     root = typer.Typer()
     bench = typer.Typer()
