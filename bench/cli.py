@@ -12,7 +12,11 @@ import typer
 
 __all__ = ["BENCHES", "register"]
 
-BENCHES: tuple[str, ...] = ()
+BENCHES: tuple[str, ...] = (
+    "bench.coview",
+    "bench.voice",
+    "bench.intent",
+)
 
 
 def register(root: typer.Typer, bench: typer.Typer) -> None:

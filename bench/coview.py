@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import math
 import shutil
 import tempfile
@@ -32,9 +33,10 @@ import tracemalloc
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
+import typer
 
 from hotpath.config import Settings
 from hotpath.coview.generator import generate
@@ -347,3 +349,35 @@ def run_bench(
     out.setdefault("events_per_s", None)
     out.setdefault("freshness_p99_ms", None)
     return out
+
+
+def bench_coview(
+    events: int = typer.Option(600_000, help="Events for the throughput phase"),
+    rate: float = typer.Option(50_000.0, help="Production rate of the freshness phase (events/s)"),
+    seconds: float = typer.Option(30.0, help="Length of the freshness phase (long enough to show whether the lag holds or grows)"),
+    replay_events: int = typer.Option(1_000_000, "--replay-events", help="Events for the offline replay"),
+    shards: int = typer.Option(2),
+    skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),
+    trace: Optional[Path] = typer.Option(None, "--trace",
+                                         help="Write each shard's live-phase series (read age, step, sink write and freshness times, in order) to this JSON file"),
+    as_json: bool = typer.Option(False, "--json"),
+    config: Optional[Path] = typer.Option(None, "--config"),
+) -> None:
+    """Throughput and freshness Kafka -> Redis, offline replay speed, state memory."""
+    from hotpath.config import load_settings
+
+    
+    s = load_settings(config, profile="full")
+    result = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events,
+                       shards=shards, stream=not skip_stream, trace=trace, say=lambda m: typer.echo(m, err=True))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:<28} {v}")
+    sys.stdout.flush()
+
+
+def register(bench: typer.Typer) -> None:
+    """Add ``hotpath bench coview``."""
+    bench.command("coview")(bench_coview)

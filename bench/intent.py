@@ -7,11 +7,15 @@ second through ``predict_batch`` in batches of ``batch_size``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import typer
 
 from hotpath.intent.model import OnnxIntentClassifier
 
@@ -72,3 +76,33 @@ def run_bench(
                     "utterances_per_s": batches * batch_size / elapsed,
                     "ms_per_batch": elapsed / batches * 1e3},
     }
+
+
+def bench_intent(
+    model: Optional[Path] = typer.Option(None, "--model"),
+    n: int = typer.Option(3000, min=10, help="Timed calls per measurement."),
+    batch_size: int = typer.Option(32, min=1),
+    pin: bool = typer.Option(True, help="Pin the process to one CPU core."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Single-utterance p50/p99 (tokenization included, one thread) and batched throughput."""
+    from hotpath.config import load_settings
+    from hotpath.intent.data import DATA_DIR, load_examples
+    from hotpath.intent.model import load_classifier
+
+    clf = load_classifier(load_settings().intent, model)
+    texts = [e.text for e in load_examples(DATA_DIR / "test.jsonl")]
+    core = sorted(os.sched_getaffinity(0))[-1] if pin and hasattr(os, "sched_getaffinity") else None
+    report = run_bench(clf, texts, n=n, batch_size=batch_size, pin_core=core)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    s, p, b = report["single"], report["predict"], report["batched"]
+    typer.echo(f"single  p50 {s['p50_us']:.0f} us  p99 {s['p99_us']:.0f} us (tokenize + onnxruntime)")
+    typer.echo(f"predict p50 {p['p50_us']:.0f} us  p99 {p['p99_us']:.0f} us (+ slots)")
+    typer.echo(f"batched {b['utterances_per_s']:.0f} utterances/s at batch {b['batch_size']}")
+
+
+def register(bench: typer.Typer) -> None:
+    """Add ``hotpath bench intent``."""
+    bench.command("intent")(bench_intent)

@@ -1,4 +1,4 @@
-"""Append/read throughput of an event log: ``python -m hotpath.streams.bench [embedded|kafka] ...``.
+"""Append/read throughput of an event log: ``python -m bench.streams [embedded|kafka] ...``.
 
 Appends ``--events`` events of ``--size`` bytes in batches of ``--batch`` to a fresh topic, then
 reads every partition back in pages of ``--page`` records; prints events/s for both phases as JSON.

@@ -2,7 +2,7 @@
 voice edge on Ray; latency is measured from the end of speech with the VAD's silence window excluded.
 
 Zero of every figure: the moment the watch published the chunk that completes the silence window
-after the last loud sample of the utterance (:mod:`hotpath.voice.sim`). ``action`` is when a
+after the last loud sample of the utterance (:mod:`bench.voice_sim`). ``action`` is when a
 subscriber on ``team/summon`` received the action; ``reply`` when the watch received the first reply
 audio chunk. Stage shares come from the pipeline's trace events (same host, same clock).
 """
@@ -16,11 +16,14 @@ import random
 import statistics
 import time
 import uuid
+from pathlib import Path
+from typing import Optional
 
 import aiomqtt
+import typer
 
 from hotpath.config import Settings
-from hotpath.voice.sim import SimulatedWatch, Spoken, synthesize_speech
+from bench.voice_sim import SimulatedWatch, Spoken, synthesize_speech
 
 __all__ = ["run_bench", "PHRASES"]
 
@@ -169,3 +172,27 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
         return figures
     finally:
         stop_voice(s, tag=tag)
+
+
+def bench_voice(
+    devices: int = typer.Option(20, "--devices", "-n", help="Simulated watches streaming in real time"),
+    utterances: int = typer.Option(3, help="Measured utterances per watch (after one warm-up each)"),
+    replicas: Optional[int] = typer.Option(None, help="STT replicas (default: min(devices, 12))"),
+    seed: int = typer.Option(7),
+    lm_preset: Optional[str] = typer.Option(None, "--lm-preset", help="pocketsphinx LM pass: fastest|fast|balanced|full"),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON only"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
+) -> None:
+    """Latency from end of speech (VAD silence window excluded) to the action and to the reply."""
+    from hotpath.config import load_settings
+    
+    s = load_settings(config)
+    say = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo
+    figures = run_bench(s, devices=devices, utterances=utterances, replicas=replicas, seed=seed,
+                        lm_preset=lm_preset, say=say)
+    typer.echo(json.dumps(figures, indent=None if as_json else 2))
+
+
+def register(bench: typer.Typer) -> None:
+    """Add ``hotpath bench voice``."""
+    bench.command("voice")(bench_voice)

@@ -1,10 +1,9 @@
-"""``hotpath events produce``, ``hotpath coview replay|run|status`` and ``hotpath bench coview``."""
+"""``hotpath events produce`` and ``hotpath coview replay|run|status`` (``hotpath bench coview``: :mod:`bench.coview`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -175,29 +174,3 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         from hotpath.coview.job import start_coview_job
 
         typer.echo(json.dumps(start_coview_job(_settings(config, profile)).stop()))
-
-    @bench.command("coview")
-    def bench_cmd(
-        events: int = typer.Option(600_000, help="Events for the throughput phase"),
-        rate: float = typer.Option(50_000.0, help="Production rate of the freshness phase (events/s)"),
-        seconds: float = typer.Option(30.0, help="Length of the freshness phase (long enough to show whether the lag holds or grows)"),
-        replay_events: int = typer.Option(1_000_000, "--replay-events", help="Events for the offline replay"),
-        shards: int = typer.Option(2),
-        skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),
-        trace: Optional[Path] = typer.Option(None, "--trace",
-                                             help="Write each shard's live-phase series (read age, step, sink write and freshness times, in order) to this JSON file"),
-        as_json: bool = typer.Option(False, "--json"),
-        config: Optional[Path] = typer.Option(None, "--config"),
-    ) -> None:
-        """Throughput and freshness Kafka -> Redis, offline replay speed, state memory."""
-        from hotpath.coview.bench import run_bench
-
-        s = _settings(config, "full")
-        result = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events,
-                           shards=shards, stream=not skip_stream, trace=trace, say=lambda m: typer.echo(m, err=True))
-        if as_json:
-            typer.echo(json.dumps(result))
-        else:
-            for k, v in result.items():
-                typer.echo(f"{k:<28} {v}")
-        sys.stdout.flush()

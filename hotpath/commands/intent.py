@@ -1,9 +1,8 @@
-"""``hotpath intent train|eval|predict`` and ``hotpath bench intent``."""
+"""``hotpath intent train|eval|predict`` (``hotpath bench intent``: :mod:`bench.intent`)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -121,31 +120,5 @@ def predict(
         typer.echo(f"reason      {result.reason}")
 
 
-def bench_intent(
-    model: Optional[Path] = typer.Option(None, "--model"),
-    n: int = typer.Option(3000, min=10, help="Timed calls per measurement."),
-    batch_size: int = typer.Option(32, min=1),
-    pin: bool = typer.Option(True, help="Pin the process to one CPU core."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Single-utterance p50/p99 (tokenization included, one thread) and batched throughput."""
-    from hotpath.intent.bench import run_bench
-    from hotpath.intent.data import load_examples
-    from hotpath.intent.model import load_classifier
-
-    clf = load_classifier(_settings(), model)
-    texts = [e.text for e in load_examples(_default_data())]
-    core = sorted(os.sched_getaffinity(0))[-1] if pin and hasattr(os, "sched_getaffinity") else None
-    report = run_bench(clf, texts, n=n, batch_size=batch_size, pin_core=core)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    s, p, b = report["single"], report["predict"], report["batched"]
-    typer.echo(f"single  p50 {s['p50_us']:.0f} us  p99 {s['p99_us']:.0f} us (tokenize + onnxruntime)")
-    typer.echo(f"predict p50 {p['p50_us']:.0f} us  p99 {p['p99_us']:.0f} us (+ slots)")
-    typer.echo(f"batched {b['utterances_per_s']:.0f} utterances/s at batch {b['batch_size']}")
-
-
 def register(root: typer.Typer, bench: typer.Typer) -> None:
     root.add_typer(intent_app, name="intent")
-    bench.command("intent")(bench_intent)

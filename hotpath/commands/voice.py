@@ -1,4 +1,4 @@
-"""``hotpath voice say`` (speak a sentence as a watch would) and ``hotpath bench voice``."""
+"""``hotpath voice say``: speak a sentence as a watch would (``hotpath bench voice``: :mod:`bench.voice`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         Needs the voice edge running (``hotpath up``) and Mosquitto (``hotpath services up``).
         """
         from hotpath.config import load_settings
-        from hotpath.voice.sim import SimulatedWatch, synthesize_speech
+        from bench.voice_sim import SimulatedWatch, synthesize_speech  # the simulator ships in bench/
 
         s = load_settings(config)
         pcm = synthesize_speech(text)
@@ -75,27 +75,6 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         typer.echo(f"reply audio: {len(spoken.reply_pcm) / 32000:.2f} s"
                    + (f"; first chunk {(spoken.first_audio_at - spoken.t_end) * 1000:.0f} ms after end of speech"
                       if spoken.first_audio_at else ""))
-
-    @bench.command("voice")
-    def bench_voice(
-        devices: int = typer.Option(20, "--devices", "-n", help="Simulated watches streaming in real time"),
-        utterances: int = typer.Option(3, help="Measured utterances per watch (after one warm-up each)"),
-        replicas: Optional[int] = typer.Option(None, help="STT replicas (default: min(devices, 12))"),
-        seed: int = typer.Option(7),
-        lm_preset: Optional[str] = typer.Option(None, "--lm-preset", help="pocketsphinx LM pass: fastest|fast|balanced|full"),
-        as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON only"),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
-    ) -> None:
-        """Latency from end of speech (VAD silence window excluded) to the action and to the reply."""
-        from hotpath.config import load_settings
-        from hotpath.voice.bench import run_bench
-
-        s = load_settings(config)
-        say = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo
-        figures = run_bench(s, devices=devices, utterances=utterances, replicas=replicas, seed=seed,
-                            lm_preset=lm_preset, say=say)
-        typer.echo(json.dumps(figures, indent=None if as_json else 2))
-
 
 class aiomqtt_client:  # noqa: N801 - a context manager collecting team/summon messages
     def __init__(self, s) -> None:

@@ -232,7 +232,7 @@ def test_the_benchmark_runs_end_to_end_and_reports_its_figures(settings: Setting
     every live event was read, and ``--trace`` writes the shard's series."""
     import json
 
-    from hotpath.coview.bench import run_bench
+    from bench.coview import run_bench
 
     s = Settings.model_validate({**settings.model_dump(), "profile": "full", "runtime_dir": tmp_path})
     trace = tmp_path / "trace.json"

@@ -24,10 +24,12 @@ def test_split():
 @pytest.fixture(scope="session")
 def intent_cli():
     """(runner, app) with the intent group and ``bench intent`` registered as the root does."""
+    from bench.intent import register as register_bench
     from hotpath.commands.intent import register
 
     root = typer.Typer()
     bench = typer.Typer()
     root.add_typer(bench, name="bench")
     register(root, bench)
+    register_bench(bench)
     return CliRunner(), root

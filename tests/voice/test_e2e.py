@@ -16,7 +16,7 @@ from hotpath.config import Settings
 from hotpath.graphs.voice_edge_app import stop_voice, start_voice
 from hotpath.voice.audio import encode_framed
 from hotpath.voice.settings import CloudSettings, LimitSettings, SttSettings, VoiceSettings
-from hotpath.voice.sim import SimulatedWatch
+from bench.voice_sim import SimulatedWatch
 
 from .conftest import CloudServer
 
