@@ -64,7 +64,7 @@ async def _drive(settings: Settings, devices: int, utterances: int, seed: int, s
         for w in watches:
             await w.__aenter__()
         try:
-            say(f"warming up {devices} watches (stream actors start on first sight)...")
+            say(f"warming up {devices} watches (sessions open on first sight)...")
             t0 = time.time()
             warm = await asyncio.gather(*(w.speak(audio[PHRASES[0][0]], text="warm-up") for w in watches))
             await asyncio.gather(*(w.wait_reply(s, 120) for w, s in zip(watches, warm)), return_exceptions=True)

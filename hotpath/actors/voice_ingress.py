@@ -1,189 +1,66 @@
-"""MQTT ingress of the voice edge: subscribes ``wearable/+/audio``, validates every payload, and hands
-each device's chunks to that device's stream (a Ray actor, created on first sight, retired when idle).
+"""The ingress actor of the voice edge: one MQTT subscription feeding :class:`~hotpath.voice.ingress.VoiceIngress`,
+which hands each device's chunks to its session host (:mod:`hotpath.actors.voice_host`).
 
-Fault-tolerance contract: no durable state. Bad payloads, wrong sample rates, floods and unknown
-topics are refused here — counted, and answered with an error event on the device's events topic
-(rate-limited to one per code per second) — so they never reach a stream. If the ingress restarts,
-its streams are recreated on the devices' next chunks (their old actors are owned by it and die
-with it). ``start`` is idempotent.
+The ingress owns ``voice.limits.session_hosts`` host actors (created on first use, ``num_cpus=0``);
+a device goes to host :func:`~hotpath.voice.ingress.host_for` of its id. They die with the ingress.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import time
-from typing import Awaitable, Callable, Protocol
 
 import aiomqtt
 
-from hotpath.errors import BadInput, ServiceUnavailable
-from hotpath.voice.audio import AudioChunk, duration_s, parse_payload
-from hotpath.voice.limits import Counters, FloodGuard, device_from_topic
-from hotpath.voice.messages import TraceEvent, events_topic
+from hotpath.streams.mqtt import MqttPublisher, consume
+from hotpath.voice.ingress import VoiceIngress, host_for
 from hotpath.voice.settings import VoiceSettings
 
-from hotpath.actors.voice_mqtt import MqttPublisher
-
-__all__ = ["VoiceIngress", "VoiceIngressActor", "StreamSink"]
+__all__ = ["VoiceIngressActor"]
 
 log = logging.getLogger(__name__)
 
 
-class StreamSink(Protocol):
-    def push(self, chunk: AudioChunk) -> object: ...
+class _HostSink:
+    """A device's stream, as the ingress sees it: its chunks go to that device's session host."""
 
+    def __init__(self, handle) -> None:
+        self.handle = handle
 
-class VoiceIngress:
-    """The ingress logic over any stream factory (Ray actors in production, local objects in tests)."""
-
-    def __init__(
-        self,
-        voice: VoiceSettings,
-        *,
-        publisher,
-        spawn: Callable[[str], StreamSink],
-        retire: Callable[[str, StreamSink], Awaitable[None]] | None = None,
-    ) -> None:
-        self.voice = voice
-        self.pub = publisher
-        self.spawn = spawn
-        self.retire = retire
-        self.streams: dict[str, StreamSink] = {}
-        self.last_seen: dict[str, float] = {}
-        self.guards: dict[str, FloodGuard] = {}
-        self.arrivals: dict[str, int] = {}
-        self.counters = Counters()
-        self._last_error: dict[tuple[str, str], float] = {}
-        self._tasks: set[asyncio.Task] = set()
-
-    @property
-    def audio_filter(self) -> str:
-        return f"{self.voice.topic_prefix}wearable/+/audio"
-
-    def on_message(self, topic: str, payload: bytes) -> bool:
-        """One MQTT message; True when it was handed to a stream."""
-        now = time.time()
-        self.counters["messages"] += 1
-        device = device_from_topic(topic, self.voice.topic_prefix)
-        if device is None:
-            self.counters["bad_topic"] += 1
-            return False
-        lim = self.voice.limits
-        try:
-            chunk = parse_payload(device, payload, max_bytes=lim.max_payload_bytes, sample_rate=lim.sample_rate, received_at=now)
-        except BadInput as exc:
-            code = "bad_sample_rate" if exc.field == "rate" else "bad_payload"
-            self._error(device, code, exc.message)
-            return False
-        guard = self.guards.get(device)
-        if guard is None:
-            guard = self.guards[device] = FloodGuard()
-        if not guard.allow(duration_s(chunk.pcm)):
-            self._error(device, "flood_dropped", "audio arrives faster than real time; chunk dropped")
-            return False
-        sink = self.streams.get(device)
-        if sink is None:
-            if len(self.streams) >= lim.max_devices:
-                self._error(device, "too_many_devices", f"this edge serves at most {lim.max_devices} devices")
-                return False
-            sink = self.streams[device] = self.spawn(device)
-            self.counters["streams_created"] += 1
-        self.last_seen[device] = time.monotonic()
-        n = self.arrivals[device] = self.arrivals.get(device, 0) + 1
-        sink.push(dataclasses.replace(chunk, arrival=n))
-        self.counters["chunks"] += 1
-        return True
-
-    def _error(self, device: str, code: str, text: str) -> None:
-        self.counters[code] += 1
-        now = time.monotonic()
-        if now - self._last_error.get((device, code), 0.0) < 1.0:
-            return
-        self._last_error[(device, code)] = now
-        ev = TraceEvent("error", device, "", time.time(), None, {"code": code, "text": text})
-        self._spawn(self._publish(events_topic(device, self.voice.topic_prefix), ev.to_json()))
-
-    async def _publish(self, topic: str, payload: bytes) -> None:
-        try:
-            await self.pub.publish(topic, payload)
-        except ServiceUnavailable as exc:
-            self.counters["event_publish_failed"] += 1
-            log.warning("%s", exc)
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def reap(self) -> list[str]:
-        """Retire the streams of devices idle for ``idle_retire_s``."""
-        cutoff = time.monotonic() - self.voice.limits.idle_retire_s
-        gone = [d for d, t in self.last_seen.items() if t < cutoff]
-        for d in gone:
-            sink = self.streams.pop(d, None)
-            self.last_seen.pop(d, None)
-            self.guards.pop(d, None)
-            self.arrivals.pop(d, None)
-            if sink is not None and self.retire is not None:
-                try:
-                    await self.retire(d, sink)
-                except Exception:
-                    log.exception("retiring the stream of %s failed", d)
-            self.counters["streams_retired"] += 1
-        return gone
-
-    def stats(self) -> dict:
-        return {"devices": sorted(self.streams), "counters": self.counters.snapshot()}
-
-
-async def consume(client: aiomqtt.Client, ingress: VoiceIngress) -> None:
-    """Feed every message of a subscribed client into the ingress."""
-    async for msg in client.messages:
-        try:
-            ingress.on_message(msg.topic.value, bytes(msg.payload) if isinstance(msg.payload, (bytes, bytearray)) else b"")
-        except Exception:  # one bad message never stops the loop
-            log.exception("ingress failed on a message")
-            ingress.counters["ingress_step_failed"] += 1
+    def push(self, chunk):
+        return self.handle.push.remote(chunk)  # fire and forget; the session bounds its queue
 
 
 class VoiceIngressActor:
-    """Ray actor shell: one MQTT subscription, one stream actor per device (``num_cpus=0`` each)."""
+    """Ray actor shell: one MQTT subscription, a few session-host actors (``num_cpus=0`` each)."""
 
     def __init__(self, voice: VoiceSettings, mqtt_host: str, mqtt_port: int, namespace: str | None = None) -> None:
         self.voice = voice
         self.host, self.port = mqtt_host, mqtt_port
         self.namespace = namespace
         self.pub = MqttPublisher(mqtt_host, mqtt_port, name="ingress")
-        self.ingress = VoiceIngress(voice, publisher=self.pub, spawn=self._spawn_actor, retire=self._retire_actor)
+        self.ingress = VoiceIngress(voice, publisher=self.pub, spawn=self._sink, retire=self._retire)
+        self.hosts: dict[int, object] = {}
         self._task: asyncio.Task | None = None
         self._reaper: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
 
-    def _spawn_actor(self, device: str):
-        import ray
+    def _host(self, index: int):
+        handle = self.hosts.get(index)
+        if handle is None:
+            import ray
 
-        from hotpath.actors.voice_stream import VoiceStreamActor
+            from hotpath.actors.voice_host import VoiceSessionHost
 
-        handle = ray.remote(VoiceStreamActor).options(num_cpus=0, max_concurrency=100).remote(
-            device, self.voice, self.host, self.port)
+            handle = self.hosts[index] = ray.remote(VoiceSessionHost).options(
+                num_cpus=0, max_concurrency=1000).remote(self.voice, self.host, self.port, index)
+        return handle
 
-        class Sink:
-            def push(self, chunk):
-                return handle.push.remote(chunk)  # fire and forget; the actor bounds its queue
+    def _sink(self, device: str) -> _HostSink:
+        return _HostSink(self._host(host_for(device, self.voice.limits.session_hosts)))
 
-        sink = Sink()
-        sink.handle = handle
-        return sink
-
-    async def _retire_actor(self, device: str, sink) -> None:
-        import ray
-
-        try:
-            await asyncio.wait_for(sink.handle.close.remote(), 10)
-        finally:
-            ray.kill(sink.handle)
+    async def _retire(self, device: str, sink: _HostSink) -> None:
+        await asyncio.wait_for(sink.handle.retire.remote(device), 10)
 
     async def start(self) -> str:
         if self._task is None:
@@ -198,7 +75,7 @@ class VoiceIngressActor:
                 async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5) as client:
                     await client.subscribe(self.ingress.audio_filter, qos=1)
                     self._subscribed.set()
-                    await consume(client, self.ingress)
+                    await consume(client, self.ingress.on_message, self.ingress.counters)
             except aiomqtt.MqttError as exc:
                 log.warning("ingress lost the broker (%s); reconnecting", exc)
                 self.ingress.counters["mqtt_reconnects"] += 1
@@ -215,32 +92,43 @@ class VoiceIngressActor:
     async def stats(self) -> dict:
         return self.ingress.stats()
 
+    async def host_stats(self) -> list[dict]:
+        """Each session host's devices, RSS (bytes) and pid."""
+        hosts = list(self.hosts.values())
+        return list(await asyncio.gather(*(h.stats.remote() for h in hosts)))
+
     async def device_stats(self) -> dict:
-        out = {}
-        for d, sink in list(self.ingress.streams.items()):
-            try:
-                out[d] = await asyncio.wait_for(sink.handle.stats.remote(), 5)
-            except Exception as exc:
-                out[d] = {"error": repr(exc)}
+        out: dict = {}
+        for res in await asyncio.gather(*(asyncio.wait_for(h.device_stats.remote(), 5) for h in self.hosts.values()),
+                                        return_exceptions=True):
+            if isinstance(res, dict):
+                out.update(res)
         return out
 
     async def stream_tasks(self) -> dict:
-        return {d: await s.handle.tasks.remote() for d, s in list(self.ingress.streams.items())}
+        return {i: await h.tasks.remote() for i, h in list(self.hosts.items())}
 
     async def drain(self, timeout: float = 10.0) -> dict:
-        """Wait for every stream to finish what it has (tests, the CLI, the benchmark)."""
-        handles = [s.handle for s in self.ingress.streams.values()]
-        res = await asyncio.gather(*(h.drain.remote(timeout) for h in handles), return_exceptions=True)
-        return {d: r if not isinstance(r, Exception) else {"error": repr(r)} for d, r in zip(self.ingress.streams, res)}
+        """Wait for every session to finish what it has (tests, the CLI, the benchmark)."""
+        out: dict = {}
+        res = await asyncio.gather(*(h.drain.remote(timeout) for h in self.hosts.values()), return_exceptions=True)
+        for r in res:
+            if isinstance(r, dict):
+                out.update(r)
+        return out
 
     async def stop(self) -> None:
+        import ray
+
         for t in (self._task, self._reaper):
             if t is not None:
                 t.cancel()
-        for d, sink in list(self.ingress.streams.items()):
+        for handle in list(self.hosts.values()):
             try:
-                await self._retire_actor(d, sink)
+                await asyncio.wait_for(handle.close.remote(), 10)
             except Exception:
                 pass
+            ray.kill(handle)
+        self.hosts.clear()
         self.ingress.streams.clear()
         await self.pub.close()

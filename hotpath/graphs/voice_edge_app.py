@@ -1,13 +1,13 @@
-"""The voice edge application: the STT gRPC service actor and the MQTT ingress actor (which creates
-one stream actor per device). ``start_voice(settings)`` is what ``hotpath up`` calls.
+"""The voice edge application: the STT gRPC service actor and the MQTT ingress actor (which owns a few
+session-host actors, devices sharded over them by id). ``start_voice(settings)`` is what ``hotpath up`` calls.
 
-    watch ─MQTT {prefix}wearable/{id}/audio─▶ VoiceIngressActor ─▶ VoiceStreamActor (per device:
+    watch ─MQTT {prefix}wearable/{id}/audio─▶ VoiceIngressActor ─▶ VoiceSessionHost (many devices each:
           VAD, utterances) ─gRPC stream─▶ SttServiceActor (engine replicas) ─▶ intent ─▶ route
           ├─ command ─▶ team/summon | SIP INVITE | webhook
           └─ otherwise ─▶ cloud query client (HTTPS, tenant API key; retry queue)
           ─▶ TTS ─▶ {prefix}wearable/{id}/tts (framed PCM); trace events ─▶ {prefix}wearable/{id}/events
 
-All actors take ``num_cpus=0``: they are I/O-bound shells, and per-device actors must not wait for
+All actors take ``num_cpus=0``: they are I/O-bound shells, and session hosts must not wait for
 CPU slots on a 2-core laptop. The STT actor takes a GPU when the engine is faster-whisper and the
 cluster has one.
 """
@@ -31,7 +31,7 @@ def start_voice(settings: Settings, *, tag: str = "", detached: bool = True) -> 
     """Deploy (or find) the voice edge actors; returns what they expose, one line each."""
     ray = connect_ray(settings)
     from hotpath.actors.voice_ingress import VoiceIngressActor
-    from hotpath.deployments.stt import SttServiceActor
+    from hotpath.deployments.stt_actor import SttServiceActor
 
     voice = settings.voice
     life = {"lifetime": "detached"} if detached else {}

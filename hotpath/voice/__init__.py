@@ -2,12 +2,15 @@
 
 Pure domain (no Ray, no network client; ``tests/voice/test_layers.py`` checks it):
 ``audio`` (payload framing, validation, QoS-1 re-ordering), ``vad`` (Silero + segmenter),
-``stream`` (one device's segmentation), ``stt`` / ``stt_pocketsphinx`` / ``stt_whisper`` /
+``stream`` (one device's segmentation), ``device`` (one device's session: VAD -> STT -> pipeline),
+``ingress`` (validation, flood guard, device -> session host), ``retry`` (the cloud retry queue and port),
+``stt`` (interface) / ``engines`` (the factory) / ``stt_pocketsphinx`` / ``stt_whisper`` /
 ``grammar`` (engines), ``tts`` (espeak-ng, Piper), ``keyword_intent`` / ``routing``,
 ``messages`` (trace events, actions), ``pipeline`` (one utterance end to end over injected ports),
 ``limits`` (counters, flood guard), ``settings``.
 
-Adapters and tools: ``cloud`` (HTTP cloud query client, retry queue, webhook), ``sip`` (SIP dialer),
-``sim`` (a simulated watch), ``bench`` and ``cli``. Ray shells live in ``hotpath.actors.voice_*``,
-the gRPC service in ``hotpath.deployments.stt``, the app in ``hotpath.graphs.voice_edge_app``.
+Adapters live outside: ``hotpath.clients`` (cloud HTTP, webhook, SIP dialer, STT gRPC client),
+``hotpath.streams.mqtt``; Ray shells in ``hotpath.actors.voice_ingress`` / ``voice_host`` (session hosts),
+the gRPC server in ``hotpath.deployments.stt`` (+ ``stt_actor``), the app in ``hotpath.graphs.voice_edge_app``,
+the simulator and benchmark in ``bench/`` and the command in ``hotpath.commands.voice``.
 """

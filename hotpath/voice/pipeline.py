@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Protocol
 from hotpath.errors import HotpathError
 from hotpath.intent.types import Intent, IntentClassifier, IntentResult
 from hotpath.voice.audio import encode_framed
-from hotpath.voice.cloud import CloudClient, RetryQueue
+from hotpath.voice.retry import CloudPort as CloudClient, RetryQueue  # the HTTP client: hotpath.clients.cloud
 from hotpath.voice.limits import Counters
 from hotpath.voice.messages import CloudAnswer, CloudQuery, DialRequest, SummonTeam, TraceEvent, events_topic, tts_topic
 from hotpath.voice.routing import Route, route

@@ -127,8 +127,11 @@ class LimitSettings(_Section):
     """Chunks queued for one device before new ones are dropped (a flood)."""
     reorder_window: int = Field(16, ge=1)
     """Out-of-order framed chunks held back waiting for a gap to fill."""
-    max_devices: int = Field(200, ge=1)
+    max_devices: int = Field(500, ge=1)
     idle_retire_s: float = Field(60.0, gt=0)
+    session_hosts: int = Field(2, ge=1)
+    """Session-host actors; devices are sharded over them by id (each host shares one VAD model,
+    intent model, TTS engine, MQTT and gRPC client between its devices)."""
 
 
 class VoiceSettings(_Section):

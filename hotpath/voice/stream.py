@@ -1,6 +1,6 @@
 """One device's audio stream: order the chunks, score 512-sample frames, segment utterances.
 
-:class:`DeviceStream` is the plain object a device stream actor holds. ``push(chunk)`` returns the
+:class:`DeviceStream` is the plain object a device session holds. ``push(chunk)`` returns the
 segment events (:class:`~hotpath.voice.vad.SpeechStart`, ``SpeechAudio``, ``SpeechEnd``) that chunk
 caused. It keeps less than one frame of leftover audio, so its memory is bounded whatever arrives.
 """

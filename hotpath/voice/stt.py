@@ -2,7 +2,8 @@
 
 An :class:`SttEngine` is one model replica. ``open(hints)`` starts an utterance; the stream takes
 PCM16 16 kHz chunks with ``accept`` (which may return a partial transcript) and ``finish`` returns
-the final :class:`Transcript`. Streams are used by one caller at a time and never block an event
+the final :class:`Transcript`. Engines are built by :func:`hotpath.voice.engines.create_engine`
+(the interface module imports no engine, so there is no cycle). Streams are used by one caller at a time and never block an event
 loop themselves: the gRPC service runs them in a worker thread.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-__all__ = ["SttHints", "Transcript", "SttStream", "SttEngine", "create_engine"]
+from hotpath.errors import ServiceUnavailable
+
+__all__ = ["SttHints", "Transcript", "SttStream", "SttEngine", "SttFailed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +61,11 @@ class SttEngine(abc.ABC):
     def open(self, hints: SttHints) -> SttStream: ...
 
 
-def create_engine(voice) -> SttEngine:
-    """One replica of the engine ``voice.stt.engine`` names (``voice``: VoiceSettings)."""
-    if voice.stt.engine == "faster-whisper":
-        from hotpath.voice.stt_whisper import WhisperEngine
+class SttFailed(ServiceUnavailable):
+    """The STT service answered with an error (``code``) or could not be reached.
 
-        return WhisperEngine.from_settings(voice.stt)
-    from hotpath.voice.stt_pocketsphinx import PocketsphinxEngine
+    Raised by the gRPC client (:mod:`hotpath.clients.stt`); a device stream catches it."""
 
-    return PocketsphinxEngine.from_settings(voice)
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(f"speech-to-text failed ({code}): {text}")
+        self.code = code

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from hotpath.actors.voice_ingress import VoiceIngress
-from hotpath.actors.voice_stream import VoiceStream
+from hotpath.voice.device import VoiceStream
+from hotpath.voice.ingress import VoiceIngress
 from hotpath.config import load_settings
-from hotpath.deployments.stt import SttClient
+from hotpath.clients.stt import SttClient
 from hotpath.voice.audio import AudioChunk, encode_framed
 from hotpath.voice.keyword_intent import KeywordIntentClassifier
 from hotpath.voice.limits import FloodGuard, device_from_topic

@@ -13,12 +13,12 @@ import subprocess
 import pytest
 
 from hotpath.voice.audio import parse_payload
-from hotpath.voice.cloud import CloudClient, Webhook
+from hotpath.clients.cloud import CloudClient, Webhook
 from hotpath.voice.keyword_intent import KeywordIntentClassifier
 from hotpath.voice.messages import MESSAGES, SummonTeam, TraceEvent
 from hotpath.voice.pipeline import CLOUD_UNREACHABLE, Pipeline
 from hotpath.voice.settings import ActionSettings, CloudSettings, VoiceSettings
-from hotpath.voice.sip import SipDialer
+from hotpath.clients.sip import SipDialer
 from hotpath.voice.tts import EspeakTts
 
 from .conftest import ListPublisher

@@ -7,9 +7,11 @@ import socket
 
 import pytest
 
-from hotpath.deployments.stt import SttClient, SttFailed, serve
+from hotpath.clients.stt import SttClient, SttFailed
+from hotpath.deployments.stt import serve
 from hotpath.voice.settings import VoiceSettings
-from hotpath.voice.stt import SttEngine, SttHints, SttStream, create_engine
+from hotpath.voice.engines import create_engine
+from hotpath.voice.stt import SttEngine, SttHints, SttStream
 
 SILENCE = b"\x00\x00" * 8000
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from hotpath.voice.settings import VoiceSettings
-from hotpath.voice.stt import SttHints, create_engine
+from hotpath.voice.engines import create_engine
+from hotpath.voice.stt import SttHints
 
 SILENCE = b"\x00\x00" * 8000
 COMMANDS = ["Need a supervisor at loading dock 4", "Send security to zone B", "Emergency help"]

@@ -12,10 +12,12 @@ import socket
 
 import pytest
 
-from hotpath.deployments.stt import SttClient, serve
+from hotpath.clients.stt import SttClient
+from hotpath.deployments.stt import serve
 from hotpath.errors import ConfigError
 from hotpath.voice.settings import SttSettings, VoiceSettings
-from hotpath.voice.stt import SttHints, create_engine
+from hotpath.voice.engines import create_engine
+from hotpath.voice.stt import SttHints
 from hotpath.voice.stt_whisper import WhisperEngine
 
 from .tiny_whisper import build_tiny_whisper

@@ -3,15 +3,13 @@
 The tenant's API key travels as ``Authorization: Bearer``; the tenant id also as ``X-Tenant-ID``
 (the cloud gateway routes on it). Any failure — unreachable, timeout, a 5xx, a reply that is not the
 expected JSON — is raised as :class:`~hotpath.errors.ServiceUnavailable`; the pipeline then speaks
-"couldn't reach the assistant" and puts the query on a :class:`RetryQueue`.
+"couldn't reach the assistant" and puts the query on a :class:`~hotpath.voice.retry.RetryQueue`.
+Also the webhook client (DIAL_PERSON without a PBX).
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from hotpath.errors import ServiceUnavailable
 from hotpath.voice.messages import CloudAnswer, CloudQuery
@@ -19,7 +17,7 @@ from hotpath.voice.messages import CloudAnswer, CloudQuery
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["CloudClient", "RetryQueue", "Pending", "Webhook"]
+__all__ = ["CloudClient", "Webhook"]
 
 
 class CloudClient:
@@ -55,55 +53,6 @@ class CloudClient:
 
     async def close(self) -> None:
         await self._http.aclose()
-
-
-@dataclass
-class Pending:
-    query: CloudQuery
-    attempts: int = 1
-    queued_at: float = 0.0
-
-
-class RetryQueue:
-    """Queries the cloud could not take, retried later; bounded (the oldest is dropped and counted)."""
-
-    def __init__(self, maxlen: int = 100, max_attempts: int = 5) -> None:
-        self.items: deque[Pending] = deque()
-        self.maxlen = maxlen
-        self.max_attempts = max_attempts
-        self.dropped = 0
-        self.delivered = 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def put(self, query: CloudQuery) -> None:
-        if self.maxlen == 0:
-            self.dropped += 1
-            return
-        if len(self.items) >= self.maxlen:
-            self.items.popleft()
-            self.dropped += 1
-        self.items.append(Pending(query, 1, time.time()))
-
-    async def retry(self, client: CloudClient, deliver: Callable[[CloudQuery, CloudAnswer], Awaitable[None]]) -> int:
-        """One pass over the queue; returns how many were answered (and delivered)."""
-        done = 0
-        for _ in range(len(self.items)):
-            item = self.items.popleft()
-            try:
-                answer = await client.ask(item.query)
-            except ServiceUnavailable:
-                item.attempts += 1
-                if item.attempts <= self.max_attempts:
-                    self.items.append(item)
-                else:
-                    self.dropped += 1
-                continue
-            await deliver(item.query, answer)
-            done += 1
-        self.delivered += done
-        return done
 
 
 class Webhook:

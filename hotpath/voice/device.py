@@ -1,11 +1,11 @@
-"""The per-device stream actor: VAD-segments one watch's audio and runs each utterance through STT,
-intent, action and reply.
+"""One device's voice session: VAD-segments one watch's audio and runs each utterance through STT,
+intent, action and reply (plain asyncio; a session-host actor holds many of them).
 
 Fault-tolerance contract: holds only live state (the open utterance, a bounded chunk queue); nothing
-is checkpointed — a restarted actor starts at the next utterance, and the watch hears an error.
+is checkpointed — a restarted host starts at the next utterance, and the watch hears an error.
 ``push`` is never blocking and never raises: a full queue drops the chunk, counts it and tells the
-device (at most one error event per second). Created by the ingress actor on a device's first chunk
-and retired by it when the device is idle.
+device (at most one error event per second). Created on a device's first chunk and retired when the
+device is idle.
 """
 
 from __future__ import annotations
@@ -15,26 +15,25 @@ import logging
 import time
 import uuid
 
-from hotpath.deployments.stt import SttClient, SttFailed
+from typing import TYPE_CHECKING
+
 from hotpath.voice.audio import AudioChunk
-from hotpath.voice.cloud import CloudClient, Webhook
 from hotpath.voice.pipeline import Pipeline
-from hotpath.voice.routing import load_classifier
 from hotpath.voice.settings import VoiceSettings
-from hotpath.voice.sip import SipDialer
 from hotpath.voice.stream import DeviceStream
-from hotpath.voice.tts import create_tts
+from hotpath.voice.stt import SttFailed
 from hotpath.voice.vad import SpeechAudio, SpeechEnd, SpeechStart
 
-from hotpath.actors.voice_mqtt import MqttPublisher
+if TYPE_CHECKING:
+    from hotpath.clients.stt import SttClient
 
-__all__ = ["VoiceStream", "VoiceStreamActor"]
+__all__ = ["VoiceStream"]
 
 log = logging.getLogger(__name__)
 
 
 class VoiceStream:
-    """The logic of the actor, usable without Ray (the CLI and tests hold it directly)."""
+    """One device's session, usable without Ray (the session host, the CLI and tests hold it directly)."""
 
     def __init__(self, device_id: str, voice: VoiceSettings, *, publisher, stt: SttClient, pipeline: Pipeline) -> None:
         self.device_id = device_id
@@ -173,75 +172,16 @@ class VoiceStream:
             await asyncio.sleep(0.02)
         await self.pipeline.drain()
 
+    async def close(self, timeout: float = 5.0) -> None:
+        """Process what is queued, then stop the worker (the device went idle)."""
+        await self.drain(timeout)
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+
     def stats(self) -> dict:
         return {"device": self.device_id, "counters": self.counters.snapshot(), "queued": self.queue.qsize(),
                 "in_speech": self.stream.in_speech, "idle_s": round(time.monotonic() - self.last_activity, 2),
                 "retry_queue": len(self.pipeline.retry), "samples_in": self.stream.samples_in,
                 "duplicates": self.stream.sequencer.duplicates, "skipped": self.stream.sequencer.skipped,
                 "held": len(self.stream.sequencer._held)}
-
-
-def build_stream(device_id: str, voice: VoiceSettings, mqtt_host: str, mqtt_port: int) -> tuple[VoiceStream, MqttPublisher]:
-    pub = MqttPublisher(mqtt_host, mqtt_port, name=f"stream-{device_id}")
-    a = voice.actions
-    pipeline = Pipeline(
-        voice,
-        classifier=load_classifier(voice.classifier),
-        tts=create_tts(voice.tts),
-        publisher=pub,
-        cloud=CloudClient(voice.cloud.endpoint, voice.cloud.api_key.get_secret_value(), timeout_s=voice.cloud.timeout_s),
-        dialer=SipDialer(a.sip_pbx, from_user=a.sip_from_user, local_port=a.sip_local_port,
-                         timeout_s=a.sip_timeout_s, hold_s=a.sip_hold_s) if a.sip_pbx else None,
-        webhook=Webhook() if a.dial_webhook else None,
-    )
-    stt = SttClient(f"{voice.stt.host}:{voice.stt.grpc_port}", timeout_s=voice.stt.request_timeout_s + voice.max_utterance_s)
-    return VoiceStream(device_id, voice, publisher=pub, stt=stt, pipeline=pipeline), pub
-
-
-class VoiceStreamActor:
-    """Ray actor shell over :class:`VoiceStream` (async actor; one per device)."""
-
-    def __init__(self, device_id: str, voice: VoiceSettings, mqtt_host: str, mqtt_port: int) -> None:
-        self.stream, self.pub = build_stream(device_id, voice, mqtt_host, mqtt_port)
-        self._retry: asyncio.Task | None = None
-
-    async def push(self, chunk: AudioChunk) -> bool:
-        if self._retry is None:
-            self._retry = asyncio.get_running_loop().create_task(self._retry_loop())
-        return self.stream.push(chunk)
-
-    async def _retry_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.stream.voice.cloud.retry_interval_s)
-            try:
-                await self.stream.pipeline.retry_cloud()
-            except Exception:
-                log.exception("cloud retry pass failed")
-
-    async def drain(self, timeout: float = 10.0) -> dict:
-        await self.stream.drain(timeout)
-        return self.stream.stats()
-
-    async def stats(self) -> dict:
-        return self.stream.stats()
-
-    async def tasks(self) -> list[str]:
-        """Stacks of this actor's asyncio tasks (for diagnosing a stuck stream)."""
-        return _task_dump()
-
-    async def close(self) -> None:
-        await self.stream.drain(5.0)
-        await self.pub.close()
-
-
-def _task_dump() -> list[str]:
-    out = []
-    for t in asyncio.all_tasks():
-        coro, chain = t.get_coro(), []
-        while coro is not None:
-            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-            if frame is not None:
-                chain.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
-            coro = getattr(coro, "cr_await", None)
-        out.append(" <- ".join(reversed(chain)) or repr(t))
-    return out
