@@ -108,7 +108,7 @@ def bench_stream(
     settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None],
     trace: Path | None = None,
 ) -> dict[str, Any]:
-    from hotpath.coview.job import _ensure_ray, start_coview_job
+    from hotpath.graphs.coview_app import _ensure_ray, start_coview_job
 
     _ensure_ray(settings)
     import ray
@@ -231,7 +231,7 @@ def bench_stream(
 
 async def _with_log(s: Settings, fn, *args):
     """Run ``fn(log, s, *args)`` with an event log opened (and closed) on this event loop."""
-    from hotpath.stores.factory import open_event_log
+    from hotpath.streams.factory import open_event_log
 
     log = open_event_log(s)
     try:
@@ -259,7 +259,7 @@ def _live_batches(rate: float, seconds: float, ev0: int, partitions: int) -> lis
     ``EventLog.append`` places it), ``(key, value without its closing brace)``; the event time of
     tick ``i`` starts at ``ev0 + i * tick * speed``."""
     from hotpath.coview.generator import encode_fast
-    from hotpath.stores.base import partition_for
+    from hotpath.streams.base import partition_for
 
     per_tick = max(1, int(rate * _TICK_S))
     out = []
@@ -287,7 +287,7 @@ async def _produce_live(
     import gc
 
     from hotpath.coview.job import ensure_topic
-    from hotpath.stores.base import EventIn
+    from hotpath.streams.base import EventIn
 
     await ensure_topic(log, s.streaming.topic, s.streaming.partitions)
     gc.collect()

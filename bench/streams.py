@@ -13,7 +13,7 @@ import time
 import uuid
 
 from hotpath.config import load_settings
-from hotpath.stores.base import EventIn, EventLog
+from hotpath.streams.base import EventIn, EventLog
 
 
 async def run(log: EventLog, *, events: int, size: int, batch: int, page: int, partitions: int) -> dict:

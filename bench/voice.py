@@ -145,8 +145,48 @@ def _figures(results, summons, devices, utterances, wall) -> dict:
     }
 
 
+async def _idle(settings: Settings, n: int, ingress, say) -> dict:
+    """Connect ``n`` idle watches (each sends 200 ms of silence, so its session opens, then stays
+    connected) and report the session hosts' RSS growth per watch."""
+    v = settings.voice
+    before = await ingress.host_stats.remote()
+    watches = [SimulatedWatch(f"idle-{i:04d}", settings.mqtt.host, settings.mqtt.port, prefix=v.topic_prefix)
+               for i in range(n)]
+    say(f"connecting {n} idle watches...")
+    for i in range(0, n, 50):
+        await asyncio.gather(*(w.__aenter__() for w in watches[i:i + 50]))
+    try:
+        silence = bytes(6400)
+        await asyncio.gather(*(w.publish_raw(silence) for w in watches))
+        want = sum(h["devices"] for h in before) + n
+        deadline = time.time() + 120
+        while True:
+            after = await ingress.host_stats.remote()
+            if sum(h["devices"] for h in after) >= want or time.time() > deadline:
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # let the sessions' first chunk be processed
+        after = await ingress.host_stats.remote()
+    finally:
+        for w in watches:
+            await w.__aexit__()
+    rss_before = {h["host"]: h["rss"] for h in before}
+    hosted = sum(h["devices"] for h in after)
+    grown = sum(h["rss"] - rss_before[h["host"]] for h in after if h["host"] in rss_before)
+    new_devices = sum(h["devices"] for h in after if h["host"] in rss_before) - sum(h["devices"] for h in before)
+    return {
+        "idle_watches": n,
+        "sessions_hosted": hosted,
+        "session_hosts": len(after),
+        "host_rss_mb": [round(h["rss"] / 2**20, 1) for h in after],
+        "host_rss_total_mb": round(sum(h["rss"] for h in after) / 2**20, 1),
+        "rss_per_idle_watch_kb": round(grown / new_devices / 1024, 1) if before and new_devices > 0 else None,
+        "rss_per_watch_all_in_kb": round(sum(h["rss"] for h in after) / max(hosted, 1) / 1024, 1),
+    }
+
+
 def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, replicas: int | None = None,
-              seed: int = 7, lm_preset: str | None = None, say=print) -> dict:
+              seed: int = 7, lm_preset: str | None = None, idle_devices: int = 0, say=print) -> dict:
     """Deploy a private voice edge (own topic prefix and STT port), drive it, tear it down."""
     import socket
 
@@ -161,12 +201,18 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
         "topic_prefix": f"b{tag}/",
         "stt": v.stt.model_copy(update={"grpc_port": port, "replicas": replicas or min(devices, 12), "lease_timeout_s": 10.0,
                                         "lm_preset": lm_preset or v.stt.lm_preset}),
-        "limits": v.limits.model_copy(update={"max_devices": max(devices, v.limits.max_devices)}),
+        "limits": v.limits.model_copy(update={"max_devices": max(devices + idle_devices, v.limits.max_devices)}),
     })
     s = settings.model_copy(update={"voice": voice})
     say("; ".join(start_voice(s, tag=tag, detached=False)))
     try:
-        figures = asyncio.run(_drive(s, devices, utterances, seed, say))
+        figures = asyncio.run(_drive(s, devices, utterances, seed, say)) if devices else {"devices": 0}
+        if idle_devices:
+            import ray
+
+            from hotpath.graphs.voice_edge_app import INGRESS_ACTOR
+
+            figures["idle"] = asyncio.run(_idle(s, idle_devices, ray.get_actor(INGRESS_ACTOR + tag), say))
         figures["stt"] = {"engine": voice.stt.engine, "replicas": voice.stt.replicas, "lm_preset": voice.stt.lm_preset,
                           "lm_mode": voice.stt.lm_mode}
         return figures
@@ -176,6 +222,7 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
 
 def bench_voice(
     devices: int = typer.Option(20, "--devices", "-n", help="Simulated watches streaming in real time"),
+    idle_devices: int = typer.Option(0, "--idle-devices", help="Then connect this many idle watches and report the RSS per idle watch"),
     utterances: int = typer.Option(3, help="Measured utterances per watch (after one warm-up each)"),
     replicas: Optional[int] = typer.Option(None, help="STT replicas (default: min(devices, 12))"),
     seed: int = typer.Option(7),
@@ -189,7 +236,7 @@ def bench_voice(
     s = load_settings(config)
     say = (lambda m: typer.echo(m, err=True)) if as_json else typer.echo
     figures = run_bench(s, devices=devices, utterances=utterances, replicas=replicas, seed=seed,
-                        lm_preset=lm_preset, say=say)
+                        lm_preset=lm_preset, idle_devices=idle_devices, say=say)
     typer.echo(json.dumps(figures, indent=None if as_json else 2))
 
 

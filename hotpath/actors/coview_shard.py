@@ -73,7 +73,9 @@ class CoviewShard:
         gc.set_threshold(25_000, 200, 1_000)
         self._gc = _GcPauses()
         gc.callbacks.append(self._gc)
-        from hotpath.stores.factory import open_dimension_store, open_event_log, open_hot_cache
+        from hotpath.stores.factory import open_dimension_store, open_hot_cache
+        from hotpath.streams.factory import open_event_log
+        from hotpath.stores.redis_zwriter import zwriter_for
         from hotpath.stores.rollups import open_rollup_store
 
         self.settings = settings
@@ -82,9 +84,10 @@ class CoviewShard:
         dims.ensure_schema()
         # Several shard processes write the one DuckDB file: each opens it only for a write.
         rollups = open_rollup_store(settings, release=True)
+        cache = open_hot_cache(settings)
         self.runner = ShardRunner(
             index, s.shards, s, settings.runtime_dir,
-            event_log=open_event_log(settings), cache=open_hot_cache(settings), dims=dims, rollups=rollups,
+            event_log=open_event_log(settings), cache=cache, dims=dims, rollups=rollups, zwriter=zwriter_for(cache),
         )
 
     def pid(self) -> int:
@@ -166,7 +169,7 @@ class CoviewDriver:
     """Runs the job's coordinator loop; ``status()``, ``stats()``, ``stop()`` from outside."""
 
     def __init__(self, settings: Settings) -> None:
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         self.settings = settings
         self.log = open_event_log(settings)
@@ -243,7 +246,7 @@ class EventFeeder:
     def __init__(self, settings: Settings, *, sessions_per_s: int = 100, speedup: float = 60.0) -> None:
         from hotpath.coview.catalog_feed import CatalogFeed, FeedSettings
         from hotpath.recs.catalog import generate
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         self.settings = settings
         self.log = open_event_log(settings)

@@ -57,7 +57,7 @@ APP_STARTERS: list[AppStarter] = [
     # Recommendations: generates and loads the demo catalog when absent, deploys the Serve app.
     AppStarter("recs", "hotpath.graphs.recs_app:start"),
     # Streaming co-views fed by a generator, so the related endpoint visibly changes.
-    AppStarter("coview", "hotpath.coview.job:start"),
+    AppStarter("coview", "hotpath.graphs.coview_app:start"),
     # Voice edge: MQTT ingress, device stream actors, gRPC speech-to-text, intent, actions, TTS.
     AppStarter("voice", "hotpath.graphs.voice_edge_app:start"),
 ]

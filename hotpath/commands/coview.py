@@ -82,7 +82,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         """Append generated (or file) view events to the event log at a given rate."""
         from hotpath.coview.generator import generate
         from hotpath.coview.job import produce_events, punctuate
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         s = _settings(config, profile, topic=topic)
         if file is not None:
@@ -160,7 +160,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config"),
     ) -> None:
         """Start (or attach to) the streaming job on the local Ray cluster."""
-        from hotpath.coview.job import start_coview_job
+        from hotpath.graphs.coview_app import start_coview_job
 
         h = start_coview_job(_settings(config, profile))
         typer.echo(json.dumps({**h.describe(), "status": h.status()}))
@@ -171,6 +171,6 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config"),
     ) -> None:
         """Stop the streaming job after a final checkpoint."""
-        from hotpath.coview.job import start_coview_job
+        from hotpath.graphs.coview_app import start_coview_job
 
         typer.echo(json.dumps(start_coview_job(_settings(config, profile)).stop()))

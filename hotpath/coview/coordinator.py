@@ -29,7 +29,7 @@ from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.shard import Contribution, partitions_of
 from hotpath.coview.windows import NO_EPOCH
 from hotpath.errors import NotFound
-from hotpath.stores.base import EventLog
+from hotpath.streams.base import EventLog
 
 __all__ = ["ShardRef", "JobCoordinator"]
 

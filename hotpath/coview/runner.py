@@ -30,14 +30,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotpath.coview.checkpoint import ShardCheckpoints, checkpoint_dir
 from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.shard import Contribution, ShardCore
 from hotpath.coview.sinks import SinkBatch, SinkWriter
-from hotpath.stores.base import DimensionStore, EventIn, EventLog, HotCache, LogRecord
-from hotpath.stores.rollups import RollupStore
+from hotpath.stores.base import DimensionStore, HotCache
+from hotpath.streams.base import EventIn, EventLog, LogRecord
+
+if TYPE_CHECKING:  # the DuckDB adapter is injected; only its type is named here
+    from hotpath.stores.redis_zwriter import ZWriter
+    from hotpath.stores.rollups import RollupStore
 
 __all__ = ["ShardRunner", "dlq_topic", "late_topic"]
 
@@ -83,6 +87,7 @@ class ShardRunner:
         dims: DimensionStore | None,
         rollups: RollupStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        zwriter: ZWriter | None = None,
     ) -> None:
         self.index, self.shards, self.settings = index, shards, streaming
         self.log, self.cache, self.dims = event_log, cache, dims
@@ -94,7 +99,7 @@ class ShardRunner:
         self.sinks = SinkWriter(
             cache, dims, rollups=rollups, order_source=streaming.topic, prefix=streaming.key_prefix, recent_ttl_s=streaming.recent_ttl_s,
             queue_max=streaming.sink_queue_max, dim_batch=streaming.dimension_batch,
-            dim_spread_s=min(streaming.dimension_spread_s, streaming.dimension_interval_s / 2),
+            dim_spread_s=min(streaming.dimension_spread_s, streaming.dimension_interval_s / 2), zwriter=zwriter,
         )
         self.core = ShardCore(index, shards, [], streaming, clock=clock)
         self.partitions: list[int] = []

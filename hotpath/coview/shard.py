@@ -40,7 +40,7 @@ from hotpath.coview.pairs import KeyIds, count_pairs
 from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.topk import ArrayCoviewState
 from hotpath.coview.windows import LATE_DROPPED, NO_EPOCH, PartitionWindower, WindowSpec
-from hotpath.stores.base import LogRecord
+from hotpath.streams.base import LogRecord
 
 __all__ = ["ShardCore", "shard_of", "partitions_of", "Contribution", "Ingested", "OrderRow"]
 

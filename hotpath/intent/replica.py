@@ -1,4 +1,4 @@
-"""The intent replica's logic, shared by the Ray actor and the Serve deployment shells.
+"""The intent replica: batched predictions and routing (a Ray face can wrap it when one is needed).
 
 Concurrent calls up to ``batch_max_size`` within ``batch_wait_ms`` become one model call (the
 :class:`~hotpath.intent.batching.MicroBatcher`), run in a worker thread, never on the event loop.

@@ -1,17 +1,17 @@
 """The small storage interfaces the products need, and the records that cross them.
 
-Three interfaces, each with two implementations behind one contract test suite:
+Two interfaces, each with two implementations behind one contract test suite (the third, the
+asynchronous ``EventLog``, is :mod:`hotpath.streams.base`):
 
 =================  ==========================  ==========================
 interface          embedded profile            full profile
 =================  ==========================  ==========================
 HotCache           Redis  (also: InMemory)     Redis
 DimensionStore     SQLite                      Cassandra
-EventLog           embedded file log           Kafka
 =================  ==========================  ==========================
 
-``HotCache`` and ``DimensionStore`` are synchronous (cheap calls, used from domain code, threads
-and actors alike); ``EventLog`` is asynchronous (long-running consumers, aiokafka). Adapters map
+Both are synchronous (cheap calls, used from domain code, threads and actors alike); this module
+imports no client library, so the domain packages may import it (an interface module). Adapters map
 their client's exceptions to :class:`hotpath.errors.StoreError` / ``StreamError`` /
 ``ServiceUnavailable``; nothing foreign leaks through.
 """
@@ -19,7 +19,6 @@ their client's exceptions to :class:`hotpath.errors.StoreError` / ``StreamError`
 from __future__ import annotations
 
 import abc
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,13 +28,9 @@ __all__ = [
     "SemanticRelations",
     "CategoryCoView",
     "MasterPids",
-    "EventIn",
-    "LogRecord",
     "Subscription",
     "HotCache",
     "DimensionStore",
-    "EventLog",
-    "partition_for",
 ]
 
 
@@ -68,36 +63,6 @@ class MasterPids:
     master_id: UUID
     pids: Sequence[UUID]
     metadata: Mapping[UUID, str] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- event-log records
-@dataclass(frozen=True, slots=True)
-class EventIn:
-    """One event to append. ``key`` picks the partition (see :func:`partition_for`)."""
-
-    value: bytes
-    key: bytes | None = None
-    timestamp_ms: int | None = None
-    """Event time in ms since the epoch; the log's append time when ``None``."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One event read back, with its position in the log."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp_ms: int
-
-
-def partition_for(key: bytes | None, partitions: int, *, fallback: int = 0) -> int:
-    """The partition of a keyed event: the same function for every EventLog implementation."""
-    if key is None:
-        return fallback % partitions
-    return zlib.crc32(key) % partitions
 
 
 # --------------------------------------------------------------------------- interfaces
@@ -221,40 +186,3 @@ class DimensionStore(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
-
-
-class EventLog(abc.ABC):
-    """A partitioned, append-only, replayable log of events (Kafka or the embedded log).
-
-    Offsets are per partition, dense, starting at 0. Consumers keep their own offsets (in their
-    checkpoints), so the log needs no consumer-group state.
-    """
-
-    @abc.abstractmethod
-    async def create_topic(self, topic: str, partitions: int) -> None:
-        """Create the topic if missing; an existing topic keeps its partition count."""
-
-    @abc.abstractmethod
-    async def partitions(self, topic: str) -> int:
-        """Partition count; raises NotFound for an unknown topic."""
-
-    @abc.abstractmethod
-    async def append(self, topic: str, events: Sequence[EventIn]) -> list[tuple[int, int]]:
-        """Append events, partitioned by :func:`partition_for`; returns ``(partition, offset)`` each."""
-
-    @abc.abstractmethod
-    async def read(
-        self, topic: str, partition: int, offset: int, *, max_records: int = 1000, timeout_s: float = 0.0
-    ) -> list[LogRecord]:
-        """Records from ``offset`` on (at most ``max_records``), waiting up to ``timeout_s`` for one.
-
-        May return fewer records than are available (read on from the last offset + 1). An offset
-        past :meth:`end_offset` raises BadInput; an unknown topic NotFound.
-        """
-
-    @abc.abstractmethod
-    async def end_offset(self, topic: str, partition: int) -> int:
-        """The offset the next appended record will get."""
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...

@@ -1,11 +1,11 @@
-"""Pick the implementation behind each storage interface from the settings' profile.
+"""Pick the implementation behind each storage interface from the settings' profile (the event log's
+opener is :func:`hotpath.streams.factory.open_event_log`).
 
 =================  ==========================  ==========================
 opener             profile ``embedded``        profile ``full``
 =================  ==========================  ==========================
 open_hot_cache     Redis                       Redis
 open_dimension     SQLite                      Cassandra
-open_event_log     embedded file log           Kafka
 =================  ==========================  ==========================
 
 Client libraries are imported only for the backend chosen. Nothing connects here: each adapter
@@ -15,9 +15,9 @@ connects on first use, so opening is cheap and never fails for a server that is 
 from __future__ import annotations
 
 from hotpath.config import Settings
-from hotpath.stores.base import DimensionStore, EventLog, HotCache
+from hotpath.stores.base import DimensionStore, HotCache
 
-__all__ = ["open_hot_cache", "open_dimension_store", "open_event_log"]
+__all__ = ["open_hot_cache", "open_dimension_store"]
 
 
 def open_hot_cache(settings: Settings) -> HotCache:
@@ -36,14 +36,3 @@ def open_dimension_store(settings: Settings) -> DimensionStore:
     from hotpath.stores.sqlite_dim import SqliteDimensionStore
 
     return SqliteDimensionStore(settings)
-
-
-def open_event_log(settings: Settings) -> EventLog:
-    """The embedded file log for ``embedded``, Kafka for ``full``."""
-    if settings.profile == "full":
-        from hotpath.streams.kafka_log import KafkaEventLog
-
-        return KafkaEventLog(settings)
-    from hotpath.streams.embedded_log import EmbeddedEventLog
-
-    return EmbeddedEventLog(settings)

@@ -1,11 +1,12 @@
-"""Event-log adapters behind :class:`hotpath.stores.base.EventLog`.
+"""Event-log adapters behind :class:`hotpath.streams.base.EventLog` (the interface lives here), and MQTT
+(:mod:`hotpath.streams.mqtt`).
 
 - :class:`~hotpath.streams.embedded_log.EmbeddedEventLog`: SQLite files per topic (embedded profile)
 - :class:`~hotpath.streams.kafka_log.KafkaEventLog`: Kafka via aiokafka (full profile)
 
-Both partition keyed events with :func:`hotpath.stores.base.partition_for` (keyless events go to
+Both partition keyed events with :func:`hotpath.streams.base.partition_for` (keyless events go to
 partition 0), so a key lands on the same partition whichever log carries it. Pick one with
-:func:`hotpath.stores.factory.open_event_log`. Imported lazily: aiokafka loads only when used.
+:func:`hotpath.streams.factory.open_event_log`. Imported lazily: aiokafka loads only when used.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from hotpath.config import Settings
 from hotpath.errors import BadInput, NotFound, StreamError
-from hotpath.stores.base import EventIn, EventLog, LogRecord, partition_for
+from hotpath.streams.base import EventIn, EventLog, LogRecord, partition_for
 
 __all__ = ["EmbeddedEventLog", "check_topic_name"]
 

@@ -35,7 +35,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 
 from hotpath.config import Settings
 from hotpath.errors import BadInput, HotpathError, NotFound, ServiceUnavailable, StreamError
-from hotpath.stores.base import EventIn, EventLog, LogRecord, partition_for
+from hotpath.streams.base import EventIn, EventLog, LogRecord, partition_for
 from hotpath.streams.embedded_log import check_topic_name
 
 __all__ = ["KafkaEventLog"]

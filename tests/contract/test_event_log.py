@@ -15,7 +15,7 @@ import pytest
 
 from hotpath.config import Settings
 from hotpath.errors import BadInput, NotFound, ServiceUnavailable
-from hotpath.stores.base import EventIn, EventLog, partition_for
+from hotpath.streams.base import EventIn, EventLog, partition_for
 from hotpath.streams.embedded_log import EmbeddedEventLog
 
 # Independently computed: zlib.crc32(key) % 4 for these keys. Every implementation must agree.
@@ -295,7 +295,7 @@ _WRITER = """
 import asyncio, sys
 from pathlib import Path
 from hotpath.config import Settings
-from hotpath.stores.base import EventIn
+from hotpath.streams.base import EventIn
 from hotpath.streams.embedded_log import EmbeddedEventLog
 
 async def main(path, topic, name):

@@ -8,7 +8,8 @@ import pytest
 
 from hotpath.config import Settings
 from hotpath.stores.cassandra_dim import CassandraDimensionStore
-from hotpath.stores.factory import open_dimension_store, open_event_log, open_hot_cache
+from hotpath.stores.factory import open_dimension_store, open_hot_cache
+from hotpath.streams.factory import open_event_log
 from hotpath.stores.redis_cache import RedisHotCache
 from hotpath.stores.sqlite_dim import SqliteDimensionStore
 from hotpath.streams.embedded_log import EmbeddedEventLog

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from hotpath.errors import NotFound
-from hotpath.stores.base import CategoryCoView, DimensionStore, EventIn, EventLog, LogRecord, partition_for
+from hotpath.stores.base import CategoryCoView, DimensionStore
+from hotpath.streams.base import EventIn, EventLog, LogRecord, partition_for
 
 
 class MemoryEventLog(EventLog):

@@ -15,9 +15,11 @@ import pytest
 
 from hotpath.config import Settings
 from hotpath.coview.generator import generate
-from hotpath.coview.job import produce_events, punctuate, start_coview_job
+from hotpath.coview.job import produce_events, punctuate
+from hotpath.graphs.coview_app import start_coview_job
 from hotpath.coview.runner import dlq_topic
-from hotpath.stores.factory import open_dimension_store, open_event_log, open_hot_cache
+from hotpath.stores.factory import open_dimension_store, open_hot_cache
+from hotpath.streams.factory import open_event_log
 
 from .conftest import zset_dump
 from .reference import assert_same_ranking, sliding_windows, topk_reference

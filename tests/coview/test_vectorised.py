@@ -17,7 +17,7 @@ from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.shard import ShardCore, partitions_of, shard_of
 from hotpath.coview.topk import ArrayCoviewState, CoviewState
 from hotpath.coview.windows import PartitionWindower, WindowSpec, pairs_of
-from hotpath.stores.base import LogRecord, partition_for
+from hotpath.streams.base import LogRecord, partition_for
 
 from .reference import assert_same_ranking, sliding_windows, topk_reference
 
