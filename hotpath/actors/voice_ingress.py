@@ -12,13 +12,23 @@ import logging
 
 import aiomqtt
 
-from hotpath.streams.mqtt import MqttPublisher, consume
+from hotpath.streams.mqtt import MqttPublisher
 from hotpath.voice.ingress import VoiceIngress, host_for
 from hotpath.voice.settings import VoiceSettings
 
 __all__ = ["VoiceIngressActor"]
 
 log = logging.getLogger(__name__)
+
+
+async def _consume(client: aiomqtt.Client, ingress: VoiceIngress) -> None:
+    """Feed every message of a subscribed client into the ingress; one bad message never stops the loop."""
+    async for msg in client.messages:
+        try:
+            ingress.on_message(msg.topic.value, bytes(msg.payload) if isinstance(msg.payload, (bytes, bytearray)) else b"")
+        except Exception:
+            log.exception("ingress failed on a message")
+            ingress.counters["ingress_step_failed"] += 1
 
 
 class _HostSink:
@@ -75,7 +85,7 @@ class VoiceIngressActor:
                 async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5) as client:
                     await client.subscribe(self.ingress.audio_filter, qos=1)
                     self._subscribed.set()
-                    await consume(client, self.ingress.on_message, self.ingress.counters)
+                    await _consume(client, self.ingress)
             except aiomqtt.MqttError as exc:
                 log.warning("ingress lost the broker (%s); reconnecting", exc)
                 self.ingress.counters["mqtt_reconnects"] += 1

@@ -1,20 +1,15 @@
-"""MQTT over aiomqtt: a publisher shared by the voice actors (the Publisher port of the pipeline) and the
-subscriber loop of the ingress."""
+"""An aiomqtt publisher shared by the voice actors (the Publisher port of the pipeline)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
-from collections.abc import Callable
 
 import aiomqtt
 
 from hotpath.errors import ServiceUnavailable
 
-__all__ = ["MqttPublisher", "consume"]
-
-log = logging.getLogger(__name__)
+__all__ = ["MqttPublisher"]
 
 
 class MqttPublisher:
@@ -59,15 +54,3 @@ class MqttPublisher:
 
     async def close(self) -> None:
         await self._drop()
-
-
-async def consume(client: aiomqtt.Client, on_message: Callable[[str, bytes], object], counters=None) -> None:
-    """Feed every message of a subscribed client to ``on_message(topic, payload)``; one that raises is
-    logged and counted (``ingress_step_failed``) and never stops the loop."""
-    async for msg in client.messages:
-        try:
-            on_message(msg.topic.value, bytes(msg.payload) if isinstance(msg.payload, (bytes, bytearray)) else b"")
-        except Exception:
-            log.exception("a message handler failed")
-            if counters is not None:
-                counters["ingress_step_failed"] += 1
