@@ -3,8 +3,9 @@
 Every server is spawned as the leader of its own session (``setsid``), so the session id equals
 the spawned PID, and every process the server forks (Redis' BGSAVE child, Ray's raylet, workers,
 agents) stays in that session. Stopping a service means: SIGTERM every live member of its session,
-wait, SIGKILL what is left. A PID is only trusted together with its start time (from
-``/proc/PID/stat``), so a recycled PID is never signalled.
+wait, SIGKILL what is left. A PID is only trusted together with its start time (clock ticks since
+boot, as ``/proc/PID/stat`` has it, so pid files written before stay valid), so a recycled PID is
+never signalled. Processes and listening sockets are read through psutil.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import psutil
 
 __all__ = [
     "PidRecord",
@@ -40,46 +42,63 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- /proc
-def _stat_fields(pid: int) -> list[str] | None:
+# --------------------------------------------------------------------------- processes (psutil)
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process(pid: int) -> psutil.Process | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+        return psutil.Process(pid)
+    except (psutil.Error, ValueError):
         return None
-    # "pid (comm) state ppid pgrp session ..." — comm may hold spaces and parentheses.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    return rest  # rest[0] is the state (field 3), rest[19] the start time (field 22)
+
+
+def _ticks(proc: psutil.Process) -> int:
+    """Start time in clock ticks since boot (psutil derives create_time from exactly these)."""
+    return round((proc.create_time() - psutil.boot_time()) * _TICKS)
 
 
 def start_time(pid: int) -> int | None:
     """The process' start time in clock ticks since boot, ``None`` when it does not exist."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+    proc = _process(pid)
+    if proc is None:
+        return None
+    try:
+        return _ticks(proc)
+    except psutil.Error:
+        return None
 
 
 def is_alive(pid: int, started: int | None = None) -> bool:
     """True when ``pid`` runs (not a zombie) and, if given, started at ``started``."""
-    fields = _stat_fields(pid)
-    if not fields or fields[0] in ("Z", "X"):
+    proc = _process(pid)
+    if proc is None:
         return False
-    return started is None or int(fields[19]) == started
+    try:
+        if proc.status() in _GONE:
+            return False
+        return started is None or _ticks(proc) == started
+    except psutil.Error:
+        return False
 
 
 def _session_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[3]) if fields else None
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def session_members(sid: int) -> list[int]:
     """Live processes whose session id is ``sid`` (the leader included when still alive)."""
     out: list[int] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] not in _GONE and os.getsid(proc.pid) == sid:
+                out.append(proc.pid)
+        except (OSError, psutil.Error):
             continue
-        pid = int(entry.name)
-        fields = _stat_fields(pid)
-        if fields and fields[0] not in ("Z", "X") and int(fields[3]) == sid:
-            out.append(pid)
     return sorted(out)
 
 
@@ -87,12 +106,12 @@ def rss_kib(pids: Iterable[int]) -> int:
     """Sum of the resident set sizes of ``pids`` in KiB (shared pages counted once per process)."""
     total = 0
     for pid in pids:
+        proc = _process(pid)
+        if proc is None:
+            continue
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
-        except OSError:
+            total += proc.memory_info().rss // 1024
+        except psutil.Error:
             continue
     return total
 
@@ -241,7 +260,7 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    """A listening TCP socket seen by ``ss -ltnp``."""
+    """A listening TCP socket and the processes that own it."""
 
     address: str
     port: int
@@ -257,31 +276,30 @@ class Listener:
 
 
 def listeners() -> list[Listener] | None:
-    """Every listening TCP socket with its owning PIDs, or ``None`` when ``ss`` is unavailable."""
-    ss = shutil.which("ss") or ("/usr/bin/ss" if Path("/usr/bin/ss").exists() else None)
-    if ss is None:
-        return None
+    """Every listening TCP socket with its owning PIDs, or ``None`` when they cannot be read."""
     try:
-        out = subprocess.run([ss, "-Hltnp"], capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
         return None
-    import re
-
+    owners: dict[tuple[str, int], set[int]] = {}
+    for c in conns:
+        if c.status != psutil.CONN_LISTEN or not c.laddr:
+            continue
+        pids = owners.setdefault((c.laddr.ip, c.laddr.port), set())
+        if c.pid:
+            pids.add(c.pid)
     result: list[Listener] = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        local = parts[3]
-        addr, _, port = local.rpartition(":")
-        try:
-            port_n = int(port)
-        except ValueError:
-            continue
-        users = " ".join(parts[5:])
-        pids = tuple(int(p) for p in re.findall(r"pid=(\d+)", users))
-        names = re.findall(r'\("([^"]+)"', users)
-        result.append(Listener(addr, port_n, pids, names[0] if names else ""))
+    for (addr, port), pids in owners.items():
+        name = ""
+        for pid in sorted(pids):
+            proc = _process(pid)
+            if proc is not None:
+                try:
+                    name = proc.name()
+                    break
+                except psutil.Error:
+                    continue
+        result.append(Listener(addr, port, tuple(sorted(pids)), name))
     return result
 
 
