@@ -40,9 +40,10 @@ from hotpath.coview.pairs import KeyIds, count_pairs
 from hotpath.coview.settings import StreamingSettings
 from hotpath.coview.topk import ArrayCoviewState
 from hotpath.coview.windows import LATE_DROPPED, NO_EPOCH, PartitionWindower, WindowSpec
+from hotpath.errors import BadInput
 from hotpath.streams.base import LogRecord
 
-__all__ = ["ShardCore", "shard_of", "partitions_of", "Contribution", "Ingested", "OrderRow"]
+__all__ = ["ShardCore", "ShardSnapshot", "SNAPSHOT_VERSION", "shard_of", "partitions_of", "Contribution", "Ingested", "OrderRow"]
 
 OrderRow = tuple[int, str, str, int, int, str]
 """``(offset, master, cat, qty, ts_ms, pid)`` of one order event; the offset makes its write to the
@@ -87,6 +88,53 @@ class _Partition:
         self.windower = windower
         self.interests = interests
         self.newest_sent_ms = 0
+
+
+SNAPSHOT_VERSION = 3
+"""Version of :class:`ShardSnapshot` blobs written now (1 and 2 were positional tuples)."""
+
+
+@dataclass(slots=True)
+class ShardSnapshot:
+    """One shard's checkpointed state: written as a versioned dict (named fields), read from any version.
+
+    Version 1 blobs are 7-tuples (baskets pending as tuples of names, no orders: ``old_pending``),
+    version 2 blobs 8-tuples told apart by their length; both still load."""
+
+    index: int
+    shards: int
+    parts: dict
+    """partition -> (next offset, windower snapshot, recent-interests snapshot, newest sent ms)"""
+    state: object
+    """The key state's own snapshot (:meth:`ArrayCoviewState.snapshot`)."""
+    pending: dict | None
+    """epoch -> pending basket chunks (None in a version-1 blob: see ``old_pending``)."""
+    dims_dirty: set
+    counts: Counter
+    orders: dict
+    old_pending: dict | None = None
+    version: int = SNAPSHOT_VERSION
+
+    _FIELDS = ("index", "shards", "parts", "state", "pending", "dims_dirty", "counts", "orders")
+
+    def to_blob(self) -> bytes:
+        data = {name: getattr(self, name) for name in self._FIELDS}
+        return pickle.dumps({"version": SNAPSHOT_VERSION, **data}, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> ShardSnapshot:
+        obj = pickle.loads(blob)
+        if isinstance(obj, dict):
+            version = obj.get("version")
+            if version != SNAPSHOT_VERSION:
+                raise BadInput(f"co-view shard snapshot version {version!r} is not one this build reads")
+            return cls(**{name: obj[name] for name in cls._FIELDS}, version=version)
+        if isinstance(obj, tuple) and len(obj) == 7:  # version 1
+            index, shards, parts, state, old_pending, dims_dirty, counts = obj
+            return cls(index, shards, parts, state, None, dims_dirty, counts, {}, old_pending=old_pending, version=1)
+        if isinstance(obj, tuple) and len(obj) == 8:  # version 2
+            return cls(*obj, version=2)
+        raise BadInput("not a co-view shard snapshot")
 
 
 class ShardCore:
@@ -398,7 +446,7 @@ class ShardCore:
 
         def finish() -> bytes:
             parts = {p: (offset, win, later[p](), sent) for p, (offset, win, sent) in now.items()}
-            return pickle.dumps((index, shards, parts, *rest), protocol=pickle.HIGHEST_PROTOCOL)
+            return ShardSnapshot(index, shards, parts, *rest).to_blob()
 
         return finish
 
@@ -406,14 +454,11 @@ class ShardCore:
     def restore(
         cls, blob: bytes, settings: StreamingSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> ShardCore:
-        fields = pickle.loads(blob)
-        if len(fields) == 7:  # a checkpoint of the previous version: baskets as tuples of names, no orders
-            index, shards, parts, state, old_pending, dims_dirty, counts = fields
-            orders, pending = {}, None
-        else:
-            index, shards, parts, state, pending, dims_dirty, counts, orders = fields
+        snap = ShardSnapshot.from_blob(blob)
+        index, shards, state, pending, old_pending = snap.index, snap.shards, snap.state, snap.pending, snap.old_pending
+        dims_dirty, counts, orders = snap.dims_dirty, snap.counts, snap.orders
         core = cls(index, shards, [], settings, clock=clock)
-        for p, (offset, win, rec, sent) in parts.items():
+        for p, (offset, win, rec, sent) in snap.parts.items():
             st = _Partition(offset, PartitionWindower.restore(win, clock=clock), RecentInterests.restore(rec))
             st.newest_sent_ms = sent
             core.parts[p] = st
