@@ -1,6 +1,8 @@
-"""Train BERT-Tiny on labelled utterances (JAX, hand-written AdamW), optionally distilling MiniLM.
+"""Train BERT-Tiny on labelled utterances (JAX + optax AdamW), optionally distilling MiniLM.
 
-Needs the ``train`` extra (jax). The loss is cross-entropy on the intent plus, when the MiniLM
+Needs the ``train`` extra (jax, optax). The optimiser: global-norm clipping to 1, AdamW (weight decay
+on the matrices only), the token embeddings' updates scaled by ``embedding_lr_scale``, a linear warm-up
+to ``lr`` then a linear decay to 0. The loss is cross-entropy on the intent plus, when the MiniLM
 teacher is installed, ``distill_weight * (1 - cos)`` between an auxiliary projection of the
 student's pooled vector and the teacher's sentence embedding; the student's token and position
 embeddings then start from a PCA of the teacher's. :func:`hotpath.intent.artifact.train_and_export`
@@ -71,6 +73,30 @@ def _jax():
     return jax, jnp
 
 
+def _optax():
+    try:
+        import optax
+    except ImportError as exc:
+        raise ModelError("training needs optax", hint="pip install -e '.[train]'") from exc
+    return optax
+
+
+def _optimizer(cfg: TrainConfig, params: dict, total: int, warmup: int):
+    """Clip to global norm 1, AdamW, embedding updates scaled, warm-up then linear decay."""
+    optax = _optax()
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(cfg.lr / warmup, cfg.lr, warmup - 1),  # (t + 1) / warmup of lr
+         optax.linear_schedule(cfg.lr, 0.0, max(1, total - warmup))],
+        boundaries=[warmup],
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=cfg.weight_decay,
+                    mask={k: v.ndim == 2 for k, v in params.items()}),
+        optax.masked(optax.scale(cfg.embedding_lr_scale), {k: k == "word_emb" for k in params}),
+    )
+
+
 def _labels_of(examples: list[Example]) -> list[str]:
     present = {e.intent for e in examples}
     labels = [i.value for i in LABEL_ORDER if i in present]
@@ -128,9 +154,8 @@ def train_model(
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     warmup = max(1, int(total * cfg.warmup_fraction))
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    lr_scale = {k: (cfg.embedding_lr_scale if k == "word_emb" else 1.0) for k in params}
-    decay = {k: (cfg.weight_decay if v.ndim == 2 else 0.0) for k, v in params.items()}
+    optimizer = _optimizer(cfg, params, total, warmup)
+    optax = _optax()
     distill_weight = cfg.distill_weight if teacher is not None else 0.0
 
     def loss_fn(p, xb, mb, yb, tb, key):
@@ -144,29 +169,17 @@ def train_model(
         return loss, ce
 
     @jax.jit
-    def step(p, m, v, t, xb, mb, yb, tb, key):
+    def step(p, opt_state, xb, mb, yb, tb, key):
         (loss, ce), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, mb, yb, tb, key)
-        gnorm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree_util.tree_leaves(grads)))
-        clip = jnp.minimum(1.0, 1.0 / (gnorm + 1e-6))
-        lr = cfg.lr * jnp.minimum((t + 1) / warmup, jnp.maximum(0.0, (total - t) / max(1, total - warmup)))
-        new_p, new_m, new_v = {}, {}, {}
-        for k in p:
-            g = grads[k] * clip
-            new_m[k] = b1 * m[k] + (1 - b1) * g
-            new_v[k] = b2 * v[k] + (1 - b2) * g * g
-            mhat = new_m[k] / (1 - b1 ** (t + 1))
-            vhat = new_v[k] / (1 - b2 ** (t + 1))
-            upd = mhat / (jnp.sqrt(vhat) + eps) + decay[k] * p[k]
-            new_p[k] = p[k] - lr * lr_scale[k] * upd
-        return new_p, new_m, new_v, loss, ce
+        updates, opt_state = optimizer.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss, ce
 
     @jax.jit
     def eval_logits(p, xb, mb):
         return forward(p, xb, mb, bert)[0]
 
     p = {k: jnp.asarray(v) for k, v in params.items()}
-    m = {k: jnp.zeros_like(v) for k, v in p.items()}
-    v = {k: jnp.zeros_like(x) for k, x in p.items()}
+    opt_state = optimizer.init(p)
     rng = np.random.default_rng(cfg.seed)
     key = jax.random.PRNGKey(cfg.seed)
     history: list[dict[str, float]] = []
@@ -183,7 +196,7 @@ def train_model(
                 break
             sel = order[s * batch:(s + 1) * batch]
             key, sub = jax.random.split(key)
-            p, m, v, loss, ce = step(p, m, v, t, ids[sel], mask[sel], y[sel], targets[sel], sub)
+            p, opt_state, loss, ce = step(p, opt_state, ids[sel], mask[sel], y[sel], targets[sel], sub)
             losses.append(float(loss))
             ces.append(float(ce))
             t += 1
