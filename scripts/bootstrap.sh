@@ -50,4 +50,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e ".[test]" || die "pip install failed (see the output above)"
   echo "$want" > "$stamp"
 fi
+# gRPC stubs: generated at build time, not at import (idempotent: only when missing or stale)
+.venv/bin/python -m hotpath.proto.build >/dev/null || die "generating the protobuf stubs failed"
 say "ready: $(.venv/bin/python --version), hotpath $(.venv/bin/python -c 'import hotpath; print(hotpath.__version__)')"

@@ -1,55 +1,28 @@
 """Protocol definitions. Generated stubs (``*_pb2*.py``) are built, not committed.
 
-:func:`ensure_generated` (run on import of this package) regenerates a ``.proto``'s stubs with
-``grpc_tools.protoc`` when they are missing or older than the ``.proto``, so a fresh clone works
-without a build step. Import stubs as ``from hotpath.proto import stt_pb2, stt_pb2_grpc``.
+They are generated at build time by :mod:`hotpath.proto.build` (``scripts/bootstrap.sh`` runs it; the
+wheel build runs it through ``setup.py``), never at import. Import stubs as
+``from hotpath.proto import stt_pb2, stt_pb2_grpc``; a checkout without them gets one clear error.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-from pathlib import Path
-
-__all__ = ["ensure_generated"]
-
-_HERE = Path(__file__).resolve().parent
+__all__: list[str] = []
 
 
-def _stale(proto: Path) -> bool:
-    outs = [proto.with_name(proto.stem + "_pb2.py"), proto.with_name(proto.stem + "_pb2_grpc.py")]
-    return any(not o.exists() or o.stat().st_mtime < proto.stat().st_mtime for o in outs)
+def __getattr__(name: str):
+    # ``from hotpath.proto import x_pb2`` asks for the attribute before importing the submodule:
+    # import it here, and turn a missing generated module into one clear error.
+    if name.endswith(("_pb2", "_pb2_grpc")):
+        import importlib
 
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            from hotpath.errors import ConfigError
 
-def ensure_generated(directory: Path = _HERE) -> list[str]:
-    """Regenerate stale stubs in ``directory``; returns the names of the regenerated protos."""
-    done = []
-    for proto in sorted(directory.glob("*.proto")):
-        if not _stale(proto):
-            continue
-        from grpc_tools import protoc  # grpcio-tools: a build-time dependency
-        import grpc_tools
-
-        include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-        # Generated modules import each other as ``hotpath.proto.x_pb2``: the include root is the
-        # repo root. Write into a temporary folder, then os.replace: processes importing at the same
-        # moment (Ray workers) never see a half-written stub.
-        root = directory.parent.parent
-        rel = proto.relative_to(root)
-        with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            args = ["protoc", f"-I{root}", f"-I{include}", f"--python_out={tmp}", f"--pyi_out={tmp}",
-                    f"--grpc_python_out={tmp}", str(proto)]
-            rc = protoc.main(args)
-            if rc != 0:
-                from hotpath.errors import ConfigError
-
-                raise ConfigError(f"protoc failed ({rc}) on {proto}", hint="is grpcio-tools installed?")
-            for out in (Path(tmp) / rel.parent).iterdir():
-                os.replace(out, directory / out.name)
-        done.append(proto.name)
-    return done
-
-
-if not getattr(sys, "frozen", False):
-    ensure_generated()
+            raise ConfigError(f"the generated protobuf stub hotpath.proto.{name} is missing",
+                              hint="run scripts/bootstrap.sh (or: python -m hotpath.proto.build)") from None
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

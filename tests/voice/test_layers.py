@@ -28,7 +28,7 @@ def test_domain_imports_no_ray_or_network_clients():
 def test_generated_stubs_are_rebuilt_when_missing(tmp_path):
     import shutil
 
-    from hotpath.proto import ensure_generated
+    from hotpath.proto.build import ensure_generated
 
     pkg = tmp_path / "x" / "proto"  # ensure_generated writes beside the .proto
     pkg.mkdir(parents=True)
