@@ -42,7 +42,8 @@ def build_pipeline(voice: VoiceSettings, publisher) -> Pipeline:
         publisher=publisher,
         cloud=CloudClient(voice.cloud.endpoint, voice.cloud.api_key.get_secret_value(), timeout_s=voice.cloud.timeout_s),
         dialer=SipDialer(a.sip_pbx, from_user=a.sip_from_user, local_port=a.sip_local_port,
-                         timeout_s=a.sip_timeout_s, hold_s=a.sip_hold_s) if a.sip_pbx else None,
+                         timeout_s=a.sip_timeout_s, hold_s=a.sip_hold_s, auth_user=a.sip_auth_user,
+                         password=a.sip_password.get_secret_value()) if a.sip_pbx else None,
         webhook=Webhook() if a.dial_webhook else None,
     )
 

@@ -86,6 +86,10 @@ class ActionSettings(_Section):
     sip_pbx: str | None = None
     """``host:port`` of the PBX that receives INVITEs for DIAL_PERSON; None disables SIP."""
     sip_from_user: str = "hotpath-edge"
+    sip_auth_user: str | None = None
+    """User name for the PBX's digest challenge (default: ``sip_from_user``)."""
+    sip_password: SecretStr = SecretStr("")
+    """Digest password; empty: a 401/407 challenge fails the call."""
     sip_local_port: int = Field(0, ge=0, le=65535)
     """UDP port the dialer binds (0: any free port)."""
     sip_timeout_s: float = Field(5.0, gt=0)
