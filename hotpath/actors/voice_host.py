@@ -8,6 +8,12 @@ chunk queue). So memory grows with the number of hosts, not of watches.
 Fault-tolerance contract: live state only (see :mod:`hotpath.voice.device`); the ingress owns the
 hosts, and a host that dies takes its devices' open utterances with it (their next chunks open new
 sessions on the restarted host). ``push`` never blocks and never raises.
+
+Sessions and the ingress: every time the ingress (re)opens a device's stream it numbers it (the
+*generation*) and its chunks carry that number. A chunk of a newer generation replaces the device's
+session (the old one is closed); a chunk of an older one is stale and dropped. The host retires a
+session itself once no chunk came for ``idle_retire_s`` — so calls that arrive out of order, or while
+the host is still loading its models, never cut an utterance short.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 from hotpath.clients.cloud import CloudClient, Webhook
 from hotpath.clients.sip import SipDialer
@@ -58,19 +65,50 @@ class VoiceSessionHost:
         self.stt = SttClient(f"{voice.stt.host}:{voice.stt.grpc_port}",
                              timeout_s=voice.stt.request_timeout_s + voice.max_utterance_s)
         self.sessions: dict[str, VoiceStream] = {}
+        self.generations: dict[str, int] = {}
+        self.stale = 0
         self._retry: asyncio.Task | None = None
+        self._reaper: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
 
-    def _session(self, device_id: str) -> VoiceStream:
+    def _session(self, device_id: str, generation: int) -> VoiceStream | None:
         session = self.sessions.get(device_id)
+        current = self.generations.get(device_id, generation)
+        if generation < current:
+            return None  # a chunk of a stream the ingress has since reopened
+        if session is not None and generation > current:
+            self._close_later(self.sessions.pop(device_id))
+            session = None
         if session is None:
             session = self.sessions[device_id] = VoiceStream(
                 device_id, self.voice, publisher=self.pub, stt=self.stt, pipeline=self.pipeline)
+            self.generations[device_id] = generation
         return session
 
-    async def push(self, chunk: AudioChunk) -> bool:
+    async def push(self, chunk: AudioChunk, generation: int = 0) -> bool:
         if self._retry is None:
-            self._retry = asyncio.get_running_loop().create_task(self._retry_loop())
-        return self._session(chunk.device_id).push(chunk)
+            loop = asyncio.get_running_loop()
+            self._retry = loop.create_task(self._retry_loop())
+            self._reaper = loop.create_task(self._reap_loop())
+        session = self._session(chunk.device_id, generation)
+        if session is None:
+            self.stale += 1
+            return False
+        return session.push(chunk)
+
+    def _close_later(self, session: VoiceStream) -> None:
+        task = asyncio.get_running_loop().create_task(session.close(5.0))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _reap_loop(self) -> None:
+        idle_s = self.voice.limits.idle_retire_s
+        while True:
+            await asyncio.sleep(min(5.0, idle_s / 2))
+            cutoff = time.monotonic() - idle_s
+            for device, session in list(self.sessions.items()):
+                if session.last_activity < cutoff and session.queue.empty() and not session.stream.in_speech:
+                    await self.retire(device)
 
     async def _retry_loop(self) -> None:
         while True:
@@ -81,7 +119,7 @@ class VoiceSessionHost:
                 log.exception("cloud retry pass failed")
 
     async def retire(self, device_id: str) -> None:
-        """Drop an idle device's session (after what it has queued is processed)."""
+        """Drop a device's session (after what it has queued is processed)."""
         session = self.sessions.pop(device_id, None)
         if session is not None:
             await session.close(5.0)
@@ -96,7 +134,8 @@ class VoiceSessionHost:
         import psutil
 
         return {"host": self.index, "pid": os.getpid(), "rss": psutil.Process().memory_info().rss,
-                "devices": len(self.sessions), "counters": self.pipeline.counters.snapshot()}
+                "devices": len(self.sessions), "stale_chunks": self.stale,
+                "counters": self.pipeline.counters.snapshot()}
 
     async def device_stats(self) -> dict:
         return {d: s.stats() for d, s in self.sessions.items()}

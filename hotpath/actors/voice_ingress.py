@@ -32,13 +32,14 @@ async def _consume(client: aiomqtt.Client, ingress: VoiceIngress) -> None:
 
 
 class _HostSink:
-    """A device's stream, as the ingress sees it: its chunks go to that device's session host."""
+    """A device's stream, as the ingress sees it: its chunks go to that device's session host,
+    tagged with the stream's generation (see :mod:`hotpath.actors.voice_host`)."""
 
-    def __init__(self, handle) -> None:
-        self.handle = handle
+    def __init__(self, handle, generation: int) -> None:
+        self.handle, self.generation = handle, generation
 
     def push(self, chunk):
-        return self.handle.push.remote(chunk)  # fire and forget; the session bounds its queue
+        return self.handle.push.remote(chunk, self.generation)  # fire and forget; the session bounds its queue
 
 
 class VoiceIngressActor:
@@ -49,8 +50,10 @@ class VoiceIngressActor:
         self.host, self.port = mqtt_host, mqtt_port
         self.namespace = namespace
         self.pub = MqttPublisher(mqtt_host, mqtt_port, name="ingress")
-        self.ingress = VoiceIngress(voice, publisher=self.pub, spawn=self._sink, retire=self._retire)
+        # The hosts retire idle sessions themselves; the ingress forgets a device on its own clock.
+        self.ingress = VoiceIngress(voice, publisher=self.pub, spawn=self._sink)
         self.hosts: dict[int, object] = {}
+        self._generation = 0
         self._task: asyncio.Task | None = None
         self._reaper: asyncio.Task | None = None
         self._subscribed = asyncio.Event()
@@ -67,10 +70,8 @@ class VoiceIngressActor:
         return handle
 
     def _sink(self, device: str) -> _HostSink:
-        return _HostSink(self._host(host_for(device, self.voice.limits.session_hosts)))
-
-    async def _retire(self, device: str, sink: _HostSink) -> None:
-        await asyncio.wait_for(sink.handle.retire.remote(device), 10)
+        self._generation += 1
+        return _HostSink(self._host(host_for(device, self.voice.limits.session_hosts)), self._generation)
 
     async def start(self) -> str:
         if self._task is None:
