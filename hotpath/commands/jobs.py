@@ -43,7 +43,9 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
     @submit.command("semantic-refresh")
     def submit_refresh(
         hot_since: str = typer.Option(None, "--hot-since", help="Hot window, e.g. 24h (default: refresh.hot_since_s)"),
-        micro_batch: bool = typer.Option(False, "--micro-batch", help="New/changed products and the refresh queue only"),
+        micro_batch: bool = typer.Option(False, "--micro-batch",
+                                         help="New/changed products, the refresh queue and stale rows "
+                                              "(recent activity too only with --hot-since)"),  # fmt: skip
         wait: bool = typer.Option(False, "--wait", help="Follow the logs until the job ends; exit 1 unless it succeeded"),
         timeout: str = typer.Option("6h", help="With --wait: give up waiting after this long"),
         config: Optional[Path] = typer.Option(None, "--config"),

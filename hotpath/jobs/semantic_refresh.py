@@ -163,7 +163,10 @@ def run_refresh(
     r = settings.refresh
     t_start = time.perf_counter()
     now = float(now if now is not None else time.time())
-    window = hot_since_s if hot_since_s is not None else (r.micro_batch_since_s if micro_batch else r.hot_since_s)
+    window = hot_since_s if hot_since_s is not None else r.hot_since_s
+    # a micro-batch covers new/changed products, the queue and stale rows; recent activity only
+    # when a window is asked for explicitly (``--micro-batch --hot-since 2h``)
+    with_recent = not micro_batch or hot_since_s is not None
     keys = Keys(settings.recs.key_prefix)
     timings: dict[str, float] = {}
 
@@ -186,7 +189,7 @@ def run_refresh(
         t0 = time.perf_counter()
         store.ensure_schema()
         queued = [m for m, _ in cache.ztop(keys.refresh_queue, 10_000_000)]
-        recent = [] if micro_batch else _recent_masters(settings, cache, keys, now - window, say)
+        recent = _recent_masters(settings, cache, keys, now - window, say) if with_recent else []
         inference_ts: dict[str, float] = {}
         uuids = [UUID(m) for m in ids]
         for i in range(0, len(uuids), 5000):
@@ -195,7 +198,7 @@ def run_refresh(
         stale = stale_masters(inference_ts, now, r.stale_after_days, limit=r.stale_per_run)
         hot, unknown = select_hot(
             known=set(ids), recent=recent, queued=queued,
-            changed=[ids[i] for i in changed_rows], stale=stale, micro_batch=micro_batch,
+            changed=[ids[i] for i in changed_rows], stale=stale, micro_batch=not with_recent,
         )  # fmt: skip
         counts = hot.counts()
         say(f"hot masters: {len(hot)} of {len(ids)} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
@@ -217,7 +220,7 @@ def run_refresh(
         summary: dict = {
             "masters": len(ids), "hot": len(hot), "hot_reasons": counts, "embedded": len(changed_rows),
             "reused_embeddings": len(ids) - len(changed_rows), "micro_batch": micro_batch,
-            "window_s": window, "written_rows": 0, "redis_keys": 0, "queue_drained": 0,
+            "window_s": window if with_recent else None, "written_rows": 0, "redis_keys": 0, "queue_drained": 0,
         }  # fmt: skip
         if not len(hot):
             say("no hot masters: nothing to refresh")

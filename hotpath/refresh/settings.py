@@ -14,8 +14,6 @@ class RefreshSettings(BaseModel):
 
     hot_since_s: float = Field(24 * 3600.0, gt=0)
     """A master viewed or ordered this recently is hot (the daily run's window)."""
-    micro_batch_since_s: float = Field(4 * 3600.0, gt=0)
-    """Window of a micro-batch run (new/changed products and the refresh queue, plus recent activity)."""
     stale_after_days: float = Field(90.0, gt=0)
     """A row older than this is stale: flagged, and refreshed in the background (queued as hot)."""
     stale_per_run: int = Field(10_000, ge=0)
