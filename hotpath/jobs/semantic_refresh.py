@@ -301,7 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     raw = os.environ.get(SETTINGS_ENV)
     try:
         if raw:
-            settings = Settings.model_validate_json(raw)
+            from pydantic import ValidationError
+
+            try:
+                settings = Settings.model_validate_json(raw)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise HotpathError(f"invalid job settings in {SETTINGS_ENV}: {problems}",
+                                   hint="submit with the same hotpath version as the job's code") from exc
         else:
             from hotpath.config import load_settings
 
