@@ -16,6 +16,7 @@ BENCHES: tuple[str, ...] = (
     "bench.coview",
     "bench.voice",
     "bench.intent",
+    "bench.refresh",
 )
 
 

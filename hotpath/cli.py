@@ -24,6 +24,7 @@ AREAS = (
     "hotpath.commands.coview",
     "hotpath.commands.voice",
     "hotpath.commands.intent",
+    "hotpath.commands.jobs",
 )
 
 

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from hotpath.errors import ConfigError
 from hotpath.intent.settings import IntentSettings
 from hotpath.recs.settings import RecsSettings
+from hotpath.refresh.settings import RefreshSettings
 from hotpath.coview.settings import StreamingSettings
 from hotpath.voice.settings import VoiceSettings
 
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
     streaming: StreamingSettings = StreamingSettings()
     voice: VoiceSettings = VoiceSettings()
     intent: IntentSettings = IntentSettings()
+    refresh: RefreshSettings = RefreshSettings()
 
     @field_validator("runtime_dir")
     @classmethod

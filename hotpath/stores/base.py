@@ -172,6 +172,34 @@ class DimensionStore(abc.ABC):
     def get_semantic(self, master_ids: Sequence[UUID]) -> dict[UUID, SemanticRelations]:
         """Rows that exist, keyed by master id; missing ids are absent."""
 
+    def update_semantic(self, rows: Iterable[SemanticRelations]) -> int:
+        """Rewrite exactly these masters' rows (related map, ``inference_ts``, ``inference_source``).
+
+        What a refresh of *hot* masters uses: one keyed write per given row (a master without a row
+        gets one), no other row is read-modified or written. Returns how many rows were written.
+        """
+        return self.put_semantic(rows)
+
+    def semantic_write_marks(self, master_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """A mark per existing row that changes whenever that row is written, and only then.
+
+        SQLite: a row version (1 on insert, +1 per write); Cassandra: the row's ``WRITETIME`` (µs).
+        Lets a caller prove that rows it did not mean to touch were not written. Stores that keep
+        no such mark (test doubles) raise :class:`~hotpath.errors.StoreError`.
+        """
+        from hotpath.errors import StoreError
+
+        raise StoreError(f"{type(self).__name__} keeps no per-row write marks")
+
+    @property
+    def semantic_rows_written(self) -> int:
+        """Semantic rows written through this store object (puts and updates), for job accounting."""
+        return getattr(self, "_semantic_rows_written", 0)
+
+    def _count_semantic(self, n: int) -> int:
+        self._semantic_rows_written = self.semantic_rows_written + n
+        return n
+
     @abc.abstractmethod
     def put_coview(self, rows: Iterable[CategoryCoView]) -> int: ...
 

@@ -203,12 +203,32 @@ class CassandraDimensionStore(DimensionStore):
     # ------------------------------------------------------------------ semantic relations
     def put_semantic(self, rows: Iterable[SemanticRelations]) -> int:
         params = [(r.master_id, dict(r.related_masters), r.inference_ts, r.inference_source) for r in rows]
-        return self._write(
+        return self._count_semantic(self._write(
             "put_semantic",
             "INSERT INTO {ks}.master_semantic_relations "
             "(master_id, related_masters, inference_ts, inference_source) VALUES (?, ?, ?, ?)",
             params,
+        ))
+
+    def update_semantic(self, rows: Iterable[SemanticRelations]) -> int:
+        """One CQL ``UPDATE ... WHERE master_id = ?`` per given row (an upsert in Cassandra)."""
+        params = [(dict(r.related_masters), r.inference_ts, r.inference_source, r.master_id) for r in rows]
+        n = self._write(
+            "update_semantic",
+            "UPDATE {ks}.master_semantic_relations SET related_masters = ?, inference_ts = ?, "
+            "inference_source = ? WHERE master_id = ?",
+            params,
         )
+        return self._count_semantic(n)
+
+    def semantic_write_marks(self, master_ids: Sequence[UUID]) -> dict[UUID, int]:
+        rows = self._read(
+            "semantic_write_marks",
+            "SELECT master_id, WRITETIME(inference_source) AS wt FROM {ks}.master_semantic_relations "
+            "WHERE master_id IN ?",
+            master_ids,
+        )
+        return {row.master_id: int(row.wt or 0) for row in rows}
 
     def get_semantic(self, master_ids: Sequence[UUID]) -> dict[UUID, SemanticRelations]:
         rows = self._read(

@@ -50,6 +50,21 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        2,
+        "row versions of master_semantic_relations (proof of which rows a refresh wrote)",
+        """
+        ALTER TABLE master_semantic_relations ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
+)
+
+# A keyed upsert that bumps the row's version (INSERT OR REPLACE would delete and re-insert it)
+_UPSERT_SEMANTIC = (
+    "INSERT INTO master_semantic_relations (master_id, related_masters, inference_ts, inference_source) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (master_id) DO UPDATE SET related_masters = excluded.related_masters, "
+    "inference_ts = excluded.inference_ts, inference_source = excluded.inference_source, "
+    "row_version = row_version + 1"
 )
 
 _CHUNK = 500  # ids per SELECT ... IN (...), well under SQLite's variable limit
@@ -165,13 +180,24 @@ class SqliteDimensionStore(DimensionStore):
         ]
         if params:
             with self._tx("upsert master_semantic_relations") as conn:
-                conn.executemany("INSERT OR REPLACE INTO master_semantic_relations VALUES (?, ?, ?, ?)", params)
-        return len(params)
+                conn.executemany(_UPSERT_SEMANTIC, params)
+        return self._count_semantic(len(params))
+
+    def semantic_write_marks(self, master_ids: Sequence[UUID]) -> dict[UUID, int]:
+        return {
+            UUID(mid): int(version)
+            for mid, version in self._select_in(
+                "master_semantic_relations", "master_id, row_version", "master_id", [str(m) for m in master_ids]
+            )
+        }
 
     def get_semantic(self, master_ids: Sequence[UUID]) -> dict[UUID, SemanticRelations]:
         out: dict[UUID, SemanticRelations] = {}
         for mid, related, ts, source in self._select_in(
-            "master_semantic_relations", "*", "master_id", [str(m) for m in master_ids]
+            "master_semantic_relations",
+            "master_id, related_masters, inference_ts, inference_source",
+            "master_id",
+            [str(m) for m in master_ids],
         ):
             key = UUID(mid)
             out[key] = SemanticRelations(

@@ -59,7 +59,15 @@ def ts(ms: int = 0) -> datetime:
 def test_ensure_schema_idempotent(store: DimensionStore) -> None:
     store.ensure_schema()
     store.ensure_schema()
-    assert store.applied_migrations() == [1]  # type: ignore[attr-defined]
+    if isinstance(store, SqliteDimensionStore):
+        from hotpath.stores.sqlite_dim import MIGRATIONS
+
+        want = [m[0] for m in MIGRATIONS]
+    else:
+        from hotpath.stores.cassandra_dim import migrations
+
+        want = [m[0] for m in migrations()]
+    assert store.applied_migrations() == want  # type: ignore[attr-defined]
 
 
 def test_semantic_round_trip(store: DimensionStore) -> None:
@@ -192,3 +200,26 @@ def test_sqlite_store_shared_between_threads(settings: Settings, tmp_path: Path)
     got = store.get_coview(cats)
     assert {c: dict(r.related_cats) for c, r in got.items()} == {c: {"other": float(i)} for i, c in enumerate(cats)}
     store.close()
+
+
+def test_update_semantic_writes_only_the_given_rows(store: DimensionStore) -> None:
+    """Zero writes to cold rows: their write marks (SQLite row versions, Cassandra WRITETIME) stay put."""
+    hot, cold = [uuid.uuid4() for _ in range(3)], [uuid.uuid4() for _ in range(5)]
+    r = uuid.uuid4()
+    store.put_semantic([SemanticRelations(m, {r: 0.5}, ts(), "old") for m in hot + cold])
+    before = store.semantic_write_marks(hot + cold)
+    assert set(before) == set(hot + cold)
+    written0 = store.semantic_rows_written
+    new = uuid.uuid4()
+    rows = [SemanticRelations(m, {r: 0.75}, ts(1000), "refresh-v1") for m in hot + [new]]
+    assert store.update_semantic(rows) == 4
+    assert store.semantic_rows_written - written0 == 4
+    after = store.semantic_write_marks(hot + cold + [new])
+    assert {m: after[m] for m in cold} == {m: before[m] for m in cold}
+    assert all(after[m] > before[m] for m in hot)
+    assert new in after  # a hot master without a row gets one
+    got = store.get_semantic(hot + cold + [new])
+    assert all(got[m].inference_source == "refresh-v1" and got[m].related_masters == approx_map({r: 0.75})
+               for m in hot + [new])
+    assert all(got[m].inference_source == "old" and got[m].inference_ts == ts() for m in cold)
+    assert store.semantic_write_marks([uuid.uuid4()]) == {}

@@ -1,0 +1,1 @@
+"""Ray jobs submitted through Ray Job Submission (thin shells over hotpath.refresh and friends)."""
