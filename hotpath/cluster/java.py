@@ -1,7 +1,8 @@
 """Java for the JVM servers (Kafka, Cassandra): find the JDK, fetch the jars with Maven once.
 
 The jars come from Maven Central through ``services/maven/pom.xml`` (one profile per server, so the
-two classpaths never mix) into ``<runtime_dir>/jars/<profile>``; Maven runs only when that folder is
+two classpaths never mix; a server with its own ``services/maven/<profile>/pom.xml``, Druid, uses
+that one and the mirror ``settings.xml`` beside it) into ``<runtime_dir>/jars/<profile>``; Maven runs only when that folder is
 missing. A ``.complete`` marker makes an interrupted download count as missing.
 """
 
@@ -75,8 +76,14 @@ def ensure_jars(settings: Settings, profile: str, *, say=lambda msg: None) -> Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     log = settings.runtime_dir / "jars" / f"{profile}-mvn.log"
     say(f"  {profile}: fetching jars from Maven Central (once) ...")
+    pom, extra = POM, []
+    own = POM.parent / profile / "pom.xml"  # a server with its own POM (and mirror settings): Druid
+    if own.exists():
+        pom = own
+        if (own.parent / "settings.xml").exists():
+            extra = ["-s", str(own.parent / "settings.xml")]
     argv = [
-        mvn, "-q", "-B", "-f", str(POM), "-P", profile,
+        mvn, "-q", "-B", *extra, "-f", str(pom), "-P", profile,
         "dependency:copy-dependencies", f"-DoutputDirectory={target}",
     ]  # fmt: skip
     with open(log, "wb") as out:
