@@ -2,7 +2,8 @@
 
     RollupStore                 interface (sync, like DimensionStore)
     ├── DuckDbRollupStore       embedded: an ``orders`` table in a DuckDB file, rolled up at query time
-    └── (Druid: a later issue)
+    └── DruidRollups            full profile with ``druid.rollups`` on (hotpath/stores/druid_rollups.py):
+                                orders to Kafka, Druid's Kafka supervisor rolls them up, SQL reads
 
 Ordering contract: ``top_sellers`` is by total quantity descending, then master id ascending.
 The store is shared between a writer (the loader, an order consumer) and readers (serving replicas):
@@ -288,6 +289,24 @@ class DuckDbRollupStore(RollupStore):
 
 
 def open_rollup_store(settings, *, read_only: bool = False, release: bool = False) -> RollupStore:
-    """The rollup store of the settings' profile (DuckDB for both profiles until Druid lands).
-    ``release``: a writer sharing the file with other processes (closes it after every call)."""
+    """The rollup store of the settings' profile: DuckDB, or Druid in the full profile when
+    ``druid.rollups`` is on. ``release``: a DuckDB writer sharing the file with other processes
+    (closes it after every call). A ``read_only`` Druid store (a serving replica) also runs the
+    best-seller refresh loop (``druid.refresh_s`` > 0) that rewrites ``cat:bestsellers:{cat}`` in the
+    hot cache from Druid; closing the store stops it."""
+    if settings.profile == "full" and settings.druid.rollups:
+        from hotpath.stores.druid_rollups import DruidRollups
+
+        store = DruidRollups(settings)
+        if read_only and settings.druid.refresh_s > 0:
+            from hotpath.stores.bestsellers_refresh import BestsellerRefresher
+            from hotpath.stores.factory import open_hot_cache
+
+            cache = open_hot_cache(settings)
+            refresher = BestsellerRefresher(
+                store, cache, n=settings.recs.bestsellers_per_cat, interval_s=settings.druid.refresh_s,
+                ttl_s=settings.druid.cache_ttl_s, prefix=settings.recs.key_prefix,
+            )  # fmt: skip
+            store.attach_refresher(refresher.start(), cache)
+        return store
     return DuckDbRollupStore(settings.in_runtime(settings.duckdb.path), read_only=read_only, release=release)
