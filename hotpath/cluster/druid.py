@@ -15,7 +15,8 @@ indexer      indexer_port (18091)         runs the Kafka ingestion tasks in its 
 
 (Derby listens on ``derby_port`` (18084).) No router: clients talk to the broker directly.
 
-Readiness is one SQL query, ``SELECT server_type FROM sys.servers``, that must list every role.
+Readiness is one SQL query, ``SELECT server_type FROM sys.servers``, that must list every role
+(after each role's own ``GET /status/health`` said ``true``).
 After that the Kafka topic is created and the supervisor spec ``services/druid/orders-supervisor.json``
 is applied (``skipRestartIfUnmodified``: a second ``up`` changes nothing). ``start`` is idempotent and
 restarts only the roles that died (the crash test kills the indexer). ``stop`` SIGTERMs every role at
@@ -408,6 +409,14 @@ class DruidService(Service):
         return r.json()
 
     def probe(self) -> None:
+        for role in ROLES:  # each process answers itself (a restarted one too, not just its old entry)
+            url = f"http://{self.host}:{self.role_port(role)}/status/health"
+            try:
+                ok = httpx.get(url, timeout=self.probe_timeout_s).text.strip() == "true"
+            except httpx.HTTPError as exc:
+                raise NotReady(f"{role} does not answer {url}: {type(exc).__name__}") from exc
+            if not ok:
+                raise NotReady(f"{role} is not healthy yet")
         try:
             rows = self.sql("SELECT server_type FROM sys.servers")
         except httpx.HTTPError as exc:

@@ -49,6 +49,10 @@ QUERY_SECONDS = Histogram(
 QUERY_ERRORS = Counter("hotpath_druid_query_errors_total", "Druid SQL queries that failed", ["query"])
 
 
+_UNREACHABLE = ("ChannelException", "Faulty channel", "Connection refused", "ConnectException", "ServiceUnavailable")
+"""A 500 with one of these in it: a data server the broker still routes to is down (transient)."""
+
+
 class _Loop:
     """One asyncio loop in a daemon thread, for the aiokafka producers of a sync store."""
 
@@ -129,7 +133,7 @@ class DruidRollups(RollupStore):
             return []  # no row ingested yet: the datasource does not exist
         QUERY_ERRORS.labels(name).inc()
         self.stats["query_errors"] += 1
-        if r.status_code in (502, 503, 504):
+        if r.status_code in (502, 503, 504) or (r.status_code == 500 and any(w in text for w in _UNREACHABLE)):
             raise ServiceUnavailable(f"Druid broker answered HTTP {r.status_code}: {text[:200]}")
         raise StoreError(f"Druid SQL failed (HTTP {r.status_code}): {text[:300]}")
 
