@@ -154,6 +154,9 @@ class DruidSettings(_Section):
     early_message_rejection: str = "PT1H"
     """Orders more than this in the future (after the task's end) are dropped the same way."""
     query_timeout_s: float = Field(5.0, gt=0)
+    top_query: Literal["sql", "native"] = "sql"
+    """How ``top_sellers`` asks Druid: SQL, or the native groupBy it plans to (skips SQL planning:
+    about half the latency on a loaded 2-core machine; same rows)."""
     refresh_s: float = Field(5.0, gt=0)
     """How often the best-seller refresh loop rewrites ``cat:bestsellers:{cat}`` from Druid."""
     cache_ttl_s: float = Field(120.0, gt=0)

@@ -92,6 +92,7 @@ class DruidRollups(RollupStore):
         self.datasource = datasource or d.datasource
         self.offsets_topic = d.offsets_topic
         self.timeout_s = d.query_timeout_s
+        self.top_query = d.top_query
         self._http = httpx.Client(timeout=self.timeout_s, limits=httpx.Limits(max_keepalive_connections=8))
         self._lock = threading.Lock()
         self._loop: _Loop | None = None
@@ -149,6 +150,8 @@ class DruidRollups(RollupStore):
 
     def top_sellers(self, cat_id: str, n: int, *, since_ms: int | None = None) -> list[tuple[str, float]]:
         n = _check_n(n)
+        if self.top_query == "native":
+            return self._top_native(cat_id, n, since_ms)
         where, params = self._where(cat_id, since_ms)
         rows = self.sql(
             f'SELECT master, SUM(units) AS s FROM "{self.datasource}"{where}'
@@ -157,6 +160,50 @@ class DruidRollups(RollupStore):
             name="top_sellers",
         )
         return [(m, float(s)) for m, s in rows if s]
+
+    def native(self, query: dict, *, name: str = "native") -> list[dict]:
+        """Rows of a native Druid query (JSON over HTTP to the broker)."""
+        url = self.settings.druid.sql_url.removesuffix("/sql")
+        t0 = time.perf_counter()
+        try:
+            r = self._http.post(url, json={**query, "context": {"timeout": int(self.timeout_s * 1000)}})
+        except httpx.HTTPError as exc:
+            QUERY_ERRORS.labels(name).inc()
+            self.stats["query_errors"] += 1
+            raise ServiceUnavailable(f"Druid broker {url}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            QUERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
+            self.stats["queries"] += 1
+        if r.status_code == 200:
+            return r.json()
+        QUERY_ERRORS.labels(name).inc()
+        self.stats["query_errors"] += 1
+        if r.status_code in (502, 503, 504) or (r.status_code == 500 and any(w in r.text for w in _UNREACHABLE)):
+            raise ServiceUnavailable(f"Druid broker answered HTTP {r.status_code}: {r.text[:200]}")
+        raise StoreError(f"Druid query failed (HTTP {r.status_code}): {r.text[:300]}")
+
+    def _top_native(self, cat_id: str, n: int, since_ms: int | None) -> list[tuple[str, float]]:
+        start = "1970-01-01" if since_ms is None else _iso(int(since_ms) // BUCKET_MS * BUCKET_MS)
+        query: dict = {
+            "queryType": "groupBy",
+            "dataSource": self.datasource,
+            "intervals": [f"{start}/2200-01-01"],
+            "granularity": "all",
+            "dimensions": ["master"],
+            "aggregations": [{"type": "longSum", "name": "s", "fieldName": "units"}],
+            "limitSpec": {
+                "type": "default",
+                "limit": n,
+                "columns": [
+                    {"dimension": "s", "direction": "descending", "dimensionOrder": "numeric"},
+                    {"dimension": "master", "direction": "ascending", "dimensionOrder": "lexicographic"},
+                ],
+            },
+        }
+        if cat_id != ALL:
+            query["filter"] = {"type": "equals", "column": "cat", "matchValueType": "STRING", "matchValue": cat_id}
+        rows = self.native(query, name="top_sellers")
+        return [(r["event"]["master"], float(r["event"]["s"])) for r in rows if r["event"]["s"]]
 
     def top_sellers_all(self, n: int, *, since_ms: int | None = None) -> dict[str, list[tuple[str, float]]]:
         n = _check_n(n)
@@ -383,6 +430,10 @@ class DruidRollups(RollupStore):
             self._loop, self._producer = None, None
             self._txn.clear()
         self._http.close()
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
 def _best_first(item: tuple[str, float]) -> tuple[float, str]:

@@ -45,7 +45,13 @@ class Under:
             time.sleep(0.3)
 
 
-@pytest.fixture(params=["duckdb", pytest.param("druid", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "duckdb",
+        pytest.param("druid", marks=pytest.mark.services),
+        pytest.param("druid-native", marks=pytest.mark.services),
+    ]
+)
 def under(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path, uniq: str) -> Iterator[Under]:
     if request.param == "duckdb":
         store: RollupStore = DuckDbRollupStore(tmp_path / "rollups.duckdb")
@@ -53,9 +59,10 @@ def under(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path, un
         from hotpath.stores.druid_rollups import DruidRollups
 
         store = DruidRollups(settings)
+        store.top_query = "native" if request.param == "druid-native" else "sql"
     store.ensure_schema()
     try:
-        yield Under(store, request.param, uniq)
+        yield Under(store, "duckdb" if request.param == "duckdb" else "druid", uniq)
     finally:
         store.close()
 
