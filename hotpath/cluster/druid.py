@@ -97,13 +97,14 @@ def apply_supervisor(settings: Settings, spec: dict | None = None, *, timeout_s:
 class DruidService(Service):
     name = "druid"
     env_key = "DRUID"
-    start_timeout_s = 180.0
+    start_timeout_s = 420.0  # ~30 s on a quiet 2-core box; minutes when it is shared (docs/services.md)
     stop_grace_s = 10.0
     probe_timeout_s = 3.0
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.conf_dir = self.dir / "conf"
+        self.log_path = self.dir / "coordinator.log"  # each role logs to <role>.log beside it
         self._procs: dict[str, object] = {}
 
     # ------------------------------------------------------------------ layout
@@ -389,13 +390,16 @@ class DruidService(Service):
         return bool(pids)
 
     def status(self):  # noqa: ANN201
-        st = super().status()
-        down = [r for r in ROLES if not self.role_alive(r)]
-        if down and st.pid is not None:
-            from dataclasses import replace
+        """One row for the four JVMs: RSS of them all, the roles that are down in ``detail``."""
+        from dataclasses import replace
 
-            return replace(st, detail=(st.detail + "; " if st.detail else "") + f"not running: {', '.join(down)}")
-        return st
+        st = super().status()
+        if st.pid is None:
+            return st
+        rss = round(process.rss_kib(self.processes()) / 1024, 1)
+        down = [r for r in ROLES if not self.role_alive(r)]
+        detail = (st.detail + "; " if st.detail else "") + f"not running: {', '.join(down)}" if down else st.detail
+        return replace(st, rss_mib=rss, detail=detail)
 
     # ------------------------------------------------------------------ readiness
     def sql(self, query: str, *, timeout_s: float | None = None) -> list[dict]:
