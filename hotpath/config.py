@@ -153,7 +153,9 @@ class DruidSettings(_Section):
     """Orders older than this (before the ingestion task started) are dropped and counted as thrownAway."""
     early_message_rejection: str = "PT1H"
     """Orders more than this in the future (after the task's end) are dropped the same way."""
-    query_timeout_s: float = Field(5.0, gt=0)
+    query_timeout_s: float = Field(15.0, gt=0)
+    read_your_writes_s: float = Field(60.0, ge=0)
+    """A rollup store's first read after its own writes waits up to this long for Druid to ingest them."""
     top_query: Literal["sql", "native"] = "sql"
     """How ``top_sellers`` asks Druid: SQL, or the native groupBy it plans to (skips SQL planning:
     about half the latency on a loaded 2-core machine; same rows)."""

@@ -13,7 +13,9 @@ Writes go to Kafka, reads come from Druid SQL:
     top_sellers / top_sellers_all         -> ``POST /druid/v2/sql`` on the broker (httpx, keep-alive)
 
 Writes are visible to reads once Druid has ingested them (seconds; ``hotpath bench druid`` measures
-it): the store is eventually consistent, unlike DuckDB. ``since_ms`` is rounded down to its 5-minute
+it). A store reads its own writes: the first read after a write waits (up to ``druid.read_your_writes_s``)
+until the ingestion task's Kafka offsets are past what this store produced, so a loader that writes and
+then reads (``hotpath catalog load``) sees its orders; other readers are eventually consistent. ``since_ms`` is rounded down to its 5-minute
 bucket (rows are stored per bucket). ``since_ms=None`` means everything Druid holds, which the late-data
 policy of the supervisor spec bounds to about the trailing day (``docs/services.md``).
 
@@ -99,7 +101,9 @@ class DruidRollups(RollupStore):
         self._producer = None
         self._txn: dict[tuple[str, int], object] = {}
         self._next: dict[tuple[str, int], int] = {}
-        self.stats = {"queries": 0, "query_errors": 0, "produced": 0}
+        self.stats = {"queries": 0, "query_errors": 0, "produced": 0, "waits": 0}
+        self.read_your_writes_s = d.read_your_writes_s
+        self._pending: dict[int, int] = {}  # partition -> highest offset this store wrote, not yet seen ingested
         self.refresher = None
         self._refresher_cache = None
 
@@ -148,8 +152,35 @@ class DruidRollups(RollupStore):
             params.append(("BIGINT", int(since_ms) // BUCKET_MS * BUCKET_MS))
         return (" WHERE " + " AND ".join(where) if where else ""), params
 
+    def wait_ingested(self, timeout_s: float | None = None) -> bool:
+        """Wait until Druid's ingestion task has read past every order this store wrote (its current
+        Kafka offsets, from the supervisor's status); False when ``timeout_s`` passed first."""
+        if not self._pending:
+            return True
+        timeout_s = self.read_your_writes_s if timeout_s is None else timeout_s
+        url = f"{self.settings.druid.overlord_url}/druid/indexer/v1/supervisor/{self.datasource}/status"
+        deadline = time.monotonic() + timeout_s
+        self.stats["waits"] += 1
+        while True:
+            try:
+                r = self._http.get(url)
+                payload = r.json().get("payload", {}) if r.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                payload = {}
+            current: dict[int, int] = {}
+            for task in [*payload.get("activeTasks", []), *payload.get("publishingTasks", [])]:
+                for part, off in (task.get("currentOffsets") or {}).items():
+                    current[int(part)] = max(current.get(int(part), -1), int(off))
+            if all(current.get(p, -1) > off for p, off in self._pending.items()):
+                self._pending.clear()
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
     def top_sellers(self, cat_id: str, n: int, *, since_ms: int | None = None) -> list[tuple[str, float]]:
         n = _check_n(n)
+        self.wait_ingested()
         if self.top_query == "native":
             return self._top_native(cat_id, n, since_ms)
         where, params = self._where(cat_id, since_ms)
@@ -207,6 +238,7 @@ class DruidRollups(RollupStore):
 
     def top_sellers_all(self, n: int, *, since_ms: int | None = None) -> dict[str, list[tuple[str, float]]]:
         n = _check_n(n)
+        self.wait_ingested()
         where, params = self._where(None, since_ms)
         rows = self.sql(
             f'SELECT cat, master, SUM(units) AS s FROM "{self.datasource}"{where} GROUP BY cat, master',
@@ -236,6 +268,7 @@ class DruidRollups(RollupStore):
 
     def units(self) -> int:
         """Every unit Druid has ingested into the datasource (tests, benchmarks)."""
+        self.wait_ingested()
         rows = self.sql(f'SELECT SUM(units), SUM("count") FROM "{self.datasource}"', name="units")
         return int(rows[0][0] or 0) if rows else 0
 
@@ -297,8 +330,13 @@ class DruidRollups(RollupStore):
     async def _send_all(self, producer, msgs: Iterable[tuple[bytes, bytes]]) -> int:  # noqa: ANN001
         futs = [await producer.send(self.topic, value=v, key=k) for k, v in msgs]
         if futs:
-            await asyncio.gather(*futs)
+            self._note_written(await asyncio.gather(*futs))
         return len(futs)
+
+    def _note_written(self, metas) -> None:  # noqa: ANN001 - aiokafka RecordMetadata
+        for md in metas:
+            if md is not None and md.offset >= 0 and md.offset > self._pending.get(md.partition, -1):
+                self._pending[md.partition] = md.offset
 
     def record_orders(self, orders: Iterable[OrderEvent]) -> int:
         msgs = [(o.master_id.encode(), self._message(o.master_id, o.cat_id, o.qty, o.ts_ms)) for o in orders]
@@ -380,8 +418,10 @@ class DruidRollups(RollupStore):
                 return 0
             try:
                 async with producer.transaction():
-                    for r in fresh:
+                    sent = [
                         await producer.send(self.topic, key=str(r[1]).encode(), value=self._message(r[1], r[2], r[3], r[4]))
+                        for r in fresh
+                    ]
                     await producer.send(
                         self.offsets_topic, key=f"{key[0]}:{key[1]}".encode(), value=str(int(fresh[-1][0]) + 1).encode()
                     )
@@ -390,6 +430,7 @@ class DruidRollups(RollupStore):
                 self._txn.pop(key, None)
                 await producer.stop()
                 raise
+            self._note_written([f.result() for f in sent])
             self._next[key] = int(fresh[-1][0]) + 1
             return len(fresh)
 

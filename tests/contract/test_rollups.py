@@ -151,3 +151,12 @@ def test_recorded_offsets_survive_a_reopen(under: Under, settings: Settings, tmp
     under.store = again
     assert again.recorded_offset(src, 0) == 1
     assert again.record_order_batch(src, 0, [(0, under.m(1), cat, 2, _now_bucket_ms(), "p")]) == 0
+
+
+def test_a_store_reads_its_own_writes_at_once(under: Under) -> None:
+    """No polling: the first read after a write sees it (Druid: it waits for its ingestion)."""
+    cat, ts = under.cat(), _now_bucket_ms() - 30_000
+    under.store.record_orders([OrderEvent(under.m(1), cat, 3, ts)])
+    assert under.store.top_sellers(cat, 5) == [(under.m(1), 3.0)]
+    under.store.record_order_batch(f"topic-{under.uniq}", 0, [(0, under.m(2), cat, 4, ts, "p")])
+    assert under.store.top_sellers_all(5)[cat] == [(under.m(2), 4.0), (under.m(1), 3.0)]
