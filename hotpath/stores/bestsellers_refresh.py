@@ -23,7 +23,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 
 from hotpath.stores.base import HotCache
-from hotpath.stores.rollups import RollupStore
+from hotpath.stores.rollup_base import RollupStore
 
 __all__ = ["BestsellerRefresher", "bestsellers_key"]
 

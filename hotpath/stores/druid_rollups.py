@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 
 from hotpath.config import Settings
 from hotpath.errors import BadInput, ServiceUnavailable, StoreError
-from hotpath.stores.rollups import ALL, OrderEvent, RollupStore
+from hotpath.stores.rollup_base import ALL, OrderEvent, RollupStore
 
 __all__ = ["DruidRollups", "BUCKET_MS", "QUERY_SECONDS"]
 
