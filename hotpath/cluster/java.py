@@ -30,7 +30,7 @@ def find_java() -> str:
         return str(Path(home) / "bin" / "java")
     found = shutil.which("java")
     if not found:
-        raise ServiceError("java not found: Kafka and Cassandra need a Java 17 runtime", hint=_JAVA_HINT)
+        raise ServiceError("java not found: Kafka, Cassandra and Druid need a Java 17 runtime", hint=_JAVA_HINT)
     return found
 
 
@@ -52,7 +52,7 @@ def check_java(min_major: int = 17, max_major: int | None = None) -> str:
     major = java_major(java)
     if major < min_major or (max_major is not None and major > max_major):
         wanted = f"{min_major}" if max_major in (None, min_major) else f"{min_major}..{max_major}"
-        raise ServiceError(f"{java} is Java {major}, Kafka and Cassandra here need Java {wanted}", hint=_JAVA_HINT)
+        raise ServiceError(f"{java} is Java {major}, Kafka, Cassandra and Druid here need Java {wanted}", hint=_JAVA_HINT)
     return java
 
 
