@@ -2,7 +2,7 @@
 
 Writes go to Kafka, reads come from Druid SQL:
 
-    record_orders / record_order_columns  -> JSON orders on ``druid.topic`` (idempotent producer)
+    record_orders / record_order_columns  -> JSON orders on ``druid.topic`` (the Kafka EventLog: batches)
     record_order_batch                    -> the same, in one Kafka *transaction* per batch together
                                              with a marker ``{source}:{partition} -> next offset`` on
                                              the compacted ``druid.offsets_topic``: a replayed batch
@@ -99,6 +99,7 @@ class DruidRollups(RollupStore):
         self._lock = threading.Lock()
         self._loop: _Loop | None = None
         self._producer = None
+        self._log = None  # KafkaEventLog for the plain orders, made on the loop thread
         self._txn: dict[tuple[str, int], object] = {}
         self._next: dict[tuple[str, int], int] = {}
         self.stats = {"queries": 0, "query_errors": 0, "produced": 0, "waits": 0}
@@ -312,26 +313,9 @@ class DruidRollups(RollupStore):
         except KafkaError as exc:
             raise StoreError(f"Kafka: {type(exc).__name__}: {exc}") from exc
 
-    async def _plain_producer(self):  # noqa: ANN202
-        if self._producer is None:
-            from aiokafka import AIOKafkaProducer
-
-            p = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka.bootstrap, enable_idempotence=True, acks="all", linger_ms=2
-            )
-            await p.start()
-            self._producer = p
-        return self._producer
-
     @staticmethod
     def _message(master: str, cat: str, qty: int, ts_ms: int, revenue: float = 0.0) -> bytes:
         return json.dumps({"ts": int(ts_ms), "cat": cat, "master": master, "qty": int(qty), "revenue": revenue}).encode()
-
-    async def _send_all(self, producer, msgs: Iterable[tuple[bytes, bytes]]) -> int:  # noqa: ANN001
-        futs = [await producer.send(self.topic, value=v, key=k) for k, v in msgs]
-        if futs:
-            self._note_written(await asyncio.gather(*futs))
-        return len(futs)
 
     def _note_written(self, metas) -> None:  # noqa: ANN001 - aiokafka RecordMetadata
         for md in metas:
@@ -351,11 +335,22 @@ class DruidRollups(RollupStore):
         return self._produce(msgs)
 
     def _produce(self, msgs: list[tuple[bytes, bytes]]) -> int:
+        """Plain orders through the project's Kafka event log (whole record batches, acks=all,
+        idempotent; partition by key as every EventLog does)."""
         if not msgs:
             return 0
+        from hotpath.stores.base import EventIn
 
         async def go() -> int:
-            return await self._send_all(await self._plain_producer(), msgs)
+            if self._log is None:
+                from hotpath.streams.kafka_log import KafkaEventLog
+
+                self._log = KafkaEventLog(self.settings)
+            placed = await self._log.append(self.topic, [EventIn(v, k) for k, v in msgs])
+            for part, off in placed:
+                if off > self._pending.get(part, -1):
+                    self._pending[part] = off
+            return len(placed)
 
         n = self._run(go())
         self.stats["produced"] += n
@@ -455,8 +450,14 @@ class DruidRollups(RollupStore):
         loop = self._loop
         if loop is not None:
             producers = [p for p in (self._producer, *self._txn.values()) if p is not None]
+            log = self._log
 
             async def stop_all() -> None:
+                if log is not None:
+                    try:
+                        await log.close()
+                    except Exception:  # noqa: BLE001 - closing: nothing to report
+                        pass
                 for p in producers:
                     try:
                         await p.stop()
@@ -468,7 +469,7 @@ class DruidRollups(RollupStore):
             except Exception:  # noqa: BLE001
                 pass
             loop.close()
-            self._loop, self._producer = None, None
+            self._loop, self._producer, self._log = None, None, None
             self._txn.clear()
         self._http.close()
 
