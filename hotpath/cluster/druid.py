@@ -322,6 +322,10 @@ class DruidService(Service):
         missing = [r for r in ROLES if r not in alive]
         for role in missing:
             port = self.role_port(role)
+            if alive:  # a role that just died (killed) may hold its port a few more seconds
+                free_by = time.monotonic() + 20
+                while not process.port_free(self.host, port) and time.monotonic() < free_by:
+                    time.sleep(0.25)
             if not process.port_free(self.host, port):
                 raise ServiceError(
                     f"druid: port {self.host}:{port} ({role}_port) is already taken{self._holder(port)}",

@@ -71,6 +71,9 @@ def test_indexer_killed_mid_stream_loses_and_doubles_nothing(settings: Settings)
         assert pid
         os.kill(pid, signal.SIGKILL)  # mid-stream: rows in the task's memory, offsets not committed
         writer.join()
+        gone = time.monotonic() + 15
+        while druid.role_alive("indexer") and time.monotonic() < gone:  # the kernel tears it down
+            time.sleep(0.1)
         assert not druid.role_alive("indexer")
         assert druid.start() == "started"  # restarts the indexer only
         want = sum(produced)
