@@ -17,6 +17,7 @@ BENCHES: tuple[str, ...] = (
     "bench.voice",
     "bench.intent",
     "bench.refresh",
+    "bench.druid",
 )
 
 

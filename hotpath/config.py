@@ -39,6 +39,8 @@ __all__ = [
     "SqliteSettings",
     "EventLogSettings",
     "DuckdbSettings",
+    "ZooKeeperSettings",
+    "DruidSettings",
     "RaySettings",
     "ServeSettings",
     "load_settings",
@@ -113,6 +115,64 @@ class DuckdbSettings(_Section):
     path: Path = Path("data/rollups.duckdb")
 
 
+class ZooKeeperSettings(_Section):
+    """The local ZooKeeper that Druid's processes find each other through (full profile)."""
+
+    host: str = LOOPBACK
+    port: int = Field(12181, ge=1, le=65535)
+    heap_mb: int = Field(128, ge=32)
+
+    @property
+    def connect(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class DruidSettings(_Section):
+    """The local Apache Druid of the full profile (best-seller rollups fed from Kafka).
+
+    Four JVMs (coordinator+overlord, broker, historical, indexer) at ``heap_mb`` each; Derby
+    metadata and local deep storage live under ``<runtime_dir>/services/druid``. ``rollups``
+    makes :func:`hotpath.stores.rollups.open_rollup_store` answer from Druid in the full profile
+    (off by default: DuckDB keeps answering until the recs side waits for ingestion).
+    """
+
+    host: str = LOOPBACK
+    broker_port: int = Field(18082, ge=1, le=65535)
+    coordinator_port: int = Field(18081, ge=1, le=65535)
+    historical_port: int = Field(18083, ge=1, le=65535)
+    indexer_port: int = Field(18091, ge=1, le=65535)
+    derby_port: int = Field(18084, ge=1, le=65535)
+    heap_mb: int = Field(384, ge=128)
+    indexer_heap_mb: int = Field(448, ge=128)
+    rollups: bool = False
+    datasource: str = Field("hotpath_orders", pattern=r"^[A-Za-z0-9_]+$")
+    topic: str = Field("hotpath.druid.orders", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_partitions: int = Field(1, ge=1, le=64)
+    offsets_topic: str = Field("hotpath.druid.order-offsets", pattern=r"^[A-Za-z0-9._-]+$")
+    task_duration: str = "PT1H"
+    late_message_rejection: str = "PT24H"
+    """Orders older than this (before the ingestion task started) are dropped and counted as thrownAway."""
+    early_message_rejection: str = "PT1H"
+    """Orders more than this in the future (after the task's end) are dropped the same way."""
+    query_timeout_s: float = Field(15.0, gt=0)
+    read_your_writes_s: float = Field(60.0, ge=0)
+    """A rollup store's first read after its own writes waits up to this long for Druid to ingest them."""
+    top_query: Literal["sql", "native"] = "sql"
+    """How ``top_sellers`` asks Druid: SQL, or the native groupBy it plans to (skips SQL planning:
+    about half the latency on a loaded 2-core machine; same rows)."""
+    refresh_s: float = Field(5.0, gt=0)
+    """How often the best-seller refresh loop rewrites ``cat:bestsellers:{cat}`` from Druid."""
+    cache_ttl_s: float = Field(120.0, gt=0)
+
+    @property
+    def sql_url(self) -> str:
+        return f"http://{self.host}:{self.broker_port}/druid/v2/sql"
+
+    @property
+    def overlord_url(self) -> str:
+        return f"http://{self.host}:{self.coordinator_port}"
+
+
 class RaySettings(_Section):
     host: str = LOOPBACK
     port: int = Field(16390, ge=1, le=65535)  # GCS port of the local head
@@ -151,6 +211,8 @@ class Settings(BaseSettings):
     sqlite: SqliteSettings = SqliteSettings()
     event_log: EventLogSettings = EventLogSettings()
     duckdb: DuckdbSettings = DuckdbSettings()
+    zookeeper: ZooKeeperSettings = ZooKeeperSettings()
+    druid: DruidSettings = DruidSettings()
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
     recs: RecsSettings = RecsSettings()

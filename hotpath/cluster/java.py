@@ -1,7 +1,8 @@
 """Java for the JVM servers (Kafka, Cassandra): find the JDK, fetch the jars with Maven once.
 
 The jars come from Maven Central through ``services/maven/pom.xml`` (one profile per server, so the
-two classpaths never mix) into ``<runtime_dir>/jars/<profile>``; Maven runs only when that folder is
+two classpaths never mix; a server with its own ``services/maven/<profile>/pom.xml``, Druid, uses
+that one and the mirror ``settings.xml`` beside it) into ``<runtime_dir>/jars/<profile>``; Maven runs only when that folder is
 missing. A ``.complete`` marker makes an interrupted download count as missing.
 """
 
@@ -29,7 +30,7 @@ def find_java() -> str:
         return str(Path(home) / "bin" / "java")
     found = shutil.which("java")
     if not found:
-        raise ServiceError("java not found: Kafka and Cassandra need a Java 17 runtime", hint=_JAVA_HINT)
+        raise ServiceError("java not found: Kafka, Cassandra and Druid need a Java 17 runtime", hint=_JAVA_HINT)
     return found
 
 
@@ -51,7 +52,7 @@ def check_java(min_major: int = 17, max_major: int | None = None) -> str:
     major = java_major(java)
     if major < min_major or (max_major is not None and major > max_major):
         wanted = f"{min_major}" if max_major in (None, min_major) else f"{min_major}..{max_major}"
-        raise ServiceError(f"{java} is Java {major}, Kafka and Cassandra here need Java {wanted}", hint=_JAVA_HINT)
+        raise ServiceError(f"{java} is Java {major}, Kafka, Cassandra and Druid here need Java {wanted}", hint=_JAVA_HINT)
     return java
 
 
@@ -75,8 +76,14 @@ def ensure_jars(settings: Settings, profile: str, *, say=lambda msg: None) -> Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     log = settings.runtime_dir / "jars" / f"{profile}-mvn.log"
     say(f"  {profile}: fetching jars from Maven Central (once) ...")
+    pom, extra = POM, []
+    own = POM.parent / profile / "pom.xml"  # a server with its own POM (and mirror settings): Druid
+    if own.exists():
+        pom = own
+        if (own.parent / "settings.xml").exists():
+            extra = ["-s", str(own.parent / "settings.xml")]
     argv = [
-        mvn, "-q", "-B", "-f", str(POM), "-P", profile,
+        mvn, "-q", "-B", *extra, "-f", str(pom), "-P", profile,
         "dependency:copy-dependencies", f"-DoutputDirectory={target}",
     ]  # fmt: skip
     with open(log, "wb") as out:

@@ -4,7 +4,7 @@
 profile     services (started in this order)
 ==========  =========================================
 embedded    redis, mosquitto, ray
-full        redis, mosquitto, kafka, cassandra, ray
+full        redis, mosquitto, kafka, zookeeper, druid, cassandra, ray
 ==========  =========================================
 
 ``up`` is idempotent (a running, healthy service is reused; a healthy server that hotpath did not
@@ -23,10 +23,12 @@ from dataclasses import dataclass
 
 from hotpath.cluster.base import Service, ServiceStatus
 from hotpath.cluster.cassandra import CassandraService
+from hotpath.cluster.druid import DruidService
 from hotpath.cluster.kafka import KafkaService
 from hotpath.cluster.mosquitto import MosquittoService
 from hotpath.cluster.ray_head import RayService
 from hotpath.cluster.redis_server import RedisService
+from hotpath.cluster.zookeeper import ZooKeeperService
 from hotpath.config import Settings
 from hotpath.errors import ConfigError
 
@@ -36,6 +38,8 @@ ALL_SERVICES: tuple[type[Service], ...] = (
     RedisService,
     MosquittoService,
     KafkaService,
+    ZooKeeperService,
+    DruidService,
     CassandraService,
     RayService,
 )

@@ -2,7 +2,8 @@
 
     RollupStore                 interface (sync, like DimensionStore)
     ├── DuckDbRollupStore       embedded: an ``orders`` table in a DuckDB file, rolled up at query time
-    └── (Druid: a later issue)
+    └── DruidRollups            full profile with ``druid.rollups`` on (hotpath/stores/druid_rollups.py):
+                                orders to Kafka, Druid's Kafka supervisor rolls them up, SQL reads
 
 Ordering contract: ``top_sellers`` is by total quantity descending, then master id ascending.
 The store is shared between a writer (the loader, an order consumer) and readers (serving replicas):
@@ -20,72 +21,22 @@ in order) therefore adds nothing twice.
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import fcntl
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
 from hotpath.errors import BadInput, ServiceUnavailable, StoreError
+from hotpath.stores.rollup_base import ALL, OrderEvent, RollupStore
 
-__all__ = ["OrderEvent", "RollupStore", "DuckDbRollupStore", "open_rollup_store"]
-
-
-@dataclass(frozen=True, slots=True)
-class OrderEvent:
-    """One order line: ``qty`` units of a master (through one of its pids) in a category."""
-
-    master_id: str
-    cat_id: str
-    qty: int
-    ts_ms: int
-    pid: str | None = None
+__all__ = ["OrderEvent", "RollupStore", "ALL", "DuckDbRollupStore", "open_rollup_store"]
 
 
-class RollupStore(abc.ABC):
-    @abc.abstractmethod
-    def ensure_schema(self) -> None: ...
-
-    @abc.abstractmethod
-    def record_orders(self, orders: Iterable[OrderEvent]) -> int:
-        """Append order events; returns how many."""
-
-    @abc.abstractmethod
-    def record_order_columns(
-        self, master_ids: Sequence[str], cat_ids: Sequence[str], qty: np.ndarray, ts_ms: np.ndarray
-    ) -> int:
-        """Bulk append (columnar), for loaders."""
-
-    @abc.abstractmethod
-    def record_order_batch(self, source: str, partition: int, rows: Sequence[tuple[int, str, str, int, int, str]]) -> int:
-        """Orders read from event-log partition ``partition`` of ``source`` (a topic), as
-        ``(offset, master_id, cat_id, qty, ts_ms, pid)`` in ascending offset order. Rows at an offset
-        already recorded for that partition are skipped (idempotent under replays). Returns the
-        rows added."""
-
-    @abc.abstractmethod
-    def recorded_offset(self, source: str, partition: int) -> int:
-        """The offset after the last order :meth:`record_order_batch` recorded for the partition (0: none)."""
-
-    @abc.abstractmethod
-    def top_sellers(self, cat_id: str, n: int, *, since_ms: int | None = None) -> list[tuple[str, float]]:
-        """Up to ``n`` ``(master_id, quantity)`` of a category; ``cat_id='_all'`` for the whole catalog."""
-
-    @abc.abstractmethod
-    def top_sellers_all(self, n: int, *, since_ms: int | None = None) -> dict[str, list[tuple[str, float]]]:
-        """``top_sellers`` for every category at once (cache warm-up)."""
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
-
-ALL = "_all"
 _ORDERS_DDL = "CREATE TABLE IF NOT EXISTS orders (master_id VARCHAR, cat_id VARCHAR, qty BIGINT, ts_ms BIGINT)"
 _OFFSETS_DDL = (
     "CREATE TABLE IF NOT EXISTS order_offsets (source VARCHAR, part INTEGER, next_offset BIGINT,"
@@ -288,6 +239,24 @@ class DuckDbRollupStore(RollupStore):
 
 
 def open_rollup_store(settings, *, read_only: bool = False, release: bool = False) -> RollupStore:
-    """The rollup store of the settings' profile (DuckDB for both profiles until Druid lands).
-    ``release``: a writer sharing the file with other processes (closes it after every call)."""
+    """The rollup store of the settings' profile: DuckDB, or Druid in the full profile when
+    ``druid.rollups`` is on. ``release``: a DuckDB writer sharing the file with other processes
+    (closes it after every call). A ``read_only`` Druid store (a serving replica) also runs the
+    best-seller refresh loop (``druid.refresh_s`` > 0) that rewrites ``cat:bestsellers:{cat}`` in the
+    hot cache from Druid; closing the store stops it."""
+    if settings.profile == "full" and settings.druid.rollups:
+        from hotpath.stores.druid_rollups import DruidRollups
+
+        store = DruidRollups(settings)
+        if read_only and settings.druid.refresh_s > 0:
+            from hotpath.stores.bestsellers_refresh import BestsellerRefresher
+            from hotpath.stores.factory import open_hot_cache
+
+            cache = open_hot_cache(settings)
+            refresher = BestsellerRefresher(
+                store, cache, n=settings.recs.bestsellers_per_cat, interval_s=settings.druid.refresh_s,
+                ttl_s=settings.druid.cache_ttl_s, prefix=settings.recs.key_prefix,
+            )  # fmt: skip
+            store.attach_refresher(refresher.start(), cache)
+        return store
     return DuckDbRollupStore(settings.in_runtime(settings.duckdb.path), read_only=read_only, release=release)

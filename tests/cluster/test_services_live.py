@@ -32,7 +32,7 @@ def test_shared_full_profile_is_healthy_and_up_is_idempotent(settings: Settings)
     t0 = time.monotonic()
     again = manager.up(settings, "full")
     elapsed = time.monotonic() - t0
-    assert [o.service for o in again] == ["redis", "mosquitto", "kafka", "cassandra", "ray"]
+    assert [o.service for o in again] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "ray"]
     assert all(o.outcome in ("running", "external") for o in again), again
     assert elapsed < 30, f"a second up took {elapsed:.1f}s"
     rows = {st.name: st for st in manager.status(settings)}
