@@ -19,6 +19,7 @@ from typing import Awaitable, Callable, Protocol
 import aiomqtt
 
 from hotpath.errors import BadInput, ServiceUnavailable
+from hotpath.streams.mqtt import client_login
 from hotpath.voice.audio import AudioChunk, duration_s, parse_payload
 from hotpath.voice.limits import Counters, FloodGuard, device_from_topic
 from hotpath.voice.messages import TraceEvent, events_topic
@@ -195,7 +196,7 @@ class VoiceIngressActor:
     async def _loop(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5) as client:
+                async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5, **client_login()) as client:
                     await client.subscribe(self.ingress.audio_filter, qos=1)
                     self._subscribed.set()
                     await consume(client, self.ingress)

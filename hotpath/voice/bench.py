@@ -20,6 +20,7 @@ import uuid
 import aiomqtt
 
 from hotpath.config import Settings
+from hotpath.streams.mqtt import client_login
 from hotpath.voice.sim import SimulatedWatch, Spoken, synthesize_speech
 
 __all__ = ["run_bench", "PHRASES"]
@@ -54,7 +55,7 @@ async def _drive(settings: Settings, devices: int, utterances: int, seed: int, s
             summons.setdefault(data["device"], []).append((time.time(), data))
 
     ids = [f"bench-{i:02d}" for i in range(devices)]
-    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port) as team:
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port, **client_login("edge", settings)) as team:
         await team.subscribe(v.topic_prefix + v.actions.summon_topic, qos=1)
         reader = asyncio.get_running_loop().create_task(collect(team))
         watches = [SimulatedWatch(d, settings.mqtt.host, settings.mqtt.port, prefix=v.topic_prefix) for d in ids]
