@@ -25,6 +25,7 @@ AREAS = (
     "hotpath.voice.cli",
     "hotpath.intent.cli",
     "hotpath.commands.devices",
+    "hotpath.commands.deploy",
 )
 
 

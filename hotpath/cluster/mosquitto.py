@@ -154,15 +154,22 @@ class MosquittoService(Service):
         m = self.settings.mqtt
         return tuple(n for n in (m.username, m.edge_user, m.simulator_user) if n)
 
-    def write_auth(self) -> bool:
-        """Render the password and ACL files from the registry; True when either changed."""
+    def render_auth(self, *, simulator: bool | None = None) -> tuple[str, str]:
+        """The password file and the ACL file, rendered from the registry and the service users."""
         users = self.service_users()
+        if simulator is False:
+            users = [u for u in users if u.role != "simulator"]
         devices = self.registry().devices
         v = self.settings.voice
-        a = write_atomic(self.passwd_path, render_passwd(devices, users))
-        b = write_atomic(self.acl_path, render_acl(
-            devices, users, prefix=v.topic_prefix, summon_topic=v.actions.summon_topic,
-            extra_level=self.settings.mqtt.simulator))
+        acl = render_acl(devices, users, prefix=v.topic_prefix, summon_topic=v.actions.summon_topic,
+                         extra_level=any(u.role == "simulator" for u in users))
+        return render_passwd(devices, users), acl
+
+    def write_auth(self) -> bool:
+        """Write the password and ACL files from the registry; True when either changed."""
+        passwd, acl = self.render_auth()
+        a = write_atomic(self.passwd_path, passwd)
+        b = write_atomic(self.acl_path, acl)
         return a or b
 
     def reload(self) -> bool:

@@ -7,7 +7,6 @@ its password and ACL files at once (SIGHUP, no restart), so a removed device is 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -86,14 +85,17 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
             typer.echo(f"{r['id']:<24} added {when} UTC  {r['location']}")
 
     @devices.command("export")
-    def export(out: Path = typer.Option(..., "--out", help="folder for passwd and acl (a Kubernetes Secret's files)"),
+    def export(out: Path = typer.Option(..., "--out", help="folder for passwd, acl, edge-password (a Secret's files)"),
+               with_simulator: bool = typer.Option(False, "--with-simulator",
+                                                   help="keep the simulator user (test sites only)"),
                config: Optional[Path] = config_opt) -> None:
-        """Write the broker's password and ACL files, e.g. for the Helm chart's MQTT Secret."""
+        """Write the broker's password and ACL files and the edge's password, for the chart's MQTT Secret."""
+        from hotpath.cluster.mqtt_auth import write_atomic
+
         mq = _service(config)
-        mq.write_auth()
-        out.mkdir(parents=True, exist_ok=True)
-        for f in (mq.passwd_path, mq.acl_path):
-            shutil.copyfile(f, out / f.name)
-            (out / f.name).chmod(0o600)
-        typer.echo(f"wrote {out / 'passwd'} and {out / 'acl'}: kubectl create secret generic voice-edge-mqtt "
-                   f"--from-file={out / 'passwd'} --from-file={out / 'acl'}")
+        passwd, acl = mq.render_auth(simulator=None if with_simulator else False)
+        edge = next(u for u in mq.service_users() if u.role == "edge")
+        for name, text in (("passwd", passwd), ("acl", acl), ("edge-password", edge.password)):
+            write_atomic(out / name, text)
+        typer.echo(f"wrote {out}/passwd, acl, edge-password (user {edge.username}): kubectl create secret generic "
+                   f"voice-edge-mqtt --from-file={out}/passwd --from-file={out}/acl --from-file={out}/edge-password")
