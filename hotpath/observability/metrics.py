@@ -64,6 +64,9 @@ _DEFS = [
     MetricDef("hotpath_recs_stale_masters", "gauge", "distinct masters served with old semantic inference", ()),
     MetricDef("hotpath_recs_stale_semantic_share", "gauge",
               "stale-master serves / all semantic lookups (one replica's view)", ()),
+    MetricDef("hotpath_druid_query_seconds", "gauge",
+              "best-seller rollup queries (Druid | DuckDB) latest p50/p95, as the recs replica reports them",
+              ("quantile",)),
     # cloud assistant
     MetricDef("hotpath_cloud_requests", "counter", "cloud queries per tenant and outcome", ("tenant", "outcome")),
     MetricDef("hotpath_cloud_latency_seconds", "gauge", "latest p50/p95 of cloud queries", ("tenant", "quantile")),
@@ -172,6 +175,10 @@ def recs_samples(stats: dict) -> list[Sample]:
         if _num(n) is not None:
             out.append(("hotpath_recs_degraded_answers", float(n), {"reason": str(reason)}))
     out.append(("hotpath_recs_stale_masters", float(len(stats.get("stale_masters") or [])), {}))
+    rollup = stats.get("druid") or stats.get("rollups") or {}
+    for q in ("p50_s", "p95_s"):
+        if isinstance(rollup, dict) and _num(rollup.get(q)) is not None:
+            out.append(("hotpath_druid_query_seconds", float(rollup[q]), {"quantile": q[:-2]}))
     if _num(stats.get("stale_semantic_share")) is not None:
         out.append(("hotpath_recs_stale_semantic_share", float(stats["stale_semantic_share"]), {}))
     return out

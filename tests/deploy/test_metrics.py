@@ -73,7 +73,8 @@ def test_exporter_metrics_appear_on_rays_metrics_endpoint(settings, ray_session)
     exporter = start_metrics(settings, interval_s=1.0, name=name, detached=False)
     try:
         tag = uuid.uuid4().hex[:8]
-        ray.get(exporter.record.remote([("hotpath_recs_cache_hit_ratio", 0.93, {"family": f"test-{tag}"})]))
+        ray.get(exporter.record.remote([("hotpath_recs_cache_hit_ratio", 0.93, {"family": f"test-{tag}"}),
+                                        ("hotpath_recs_degraded_answers", 4, {"reason": f"test-{tag}"})]))
         first = ray.get(exporter.snapshot.remote(), timeout=30)
         url = f"http://{settings.ray.host}:{RayService(settings).ports()['metrics_export_port']}/metrics"
         want = f'family="test-{tag}"'
@@ -81,12 +82,47 @@ def test_exporter_metrics_appear_on_rays_metrics_endpoint(settings, ray_session)
         text = ""
         while time.monotonic() < deadline:
             text = _scrape(url)
-            if want in text and "hotpath_app_up" in text:
+            if want in text and "hotpath_app_up" in text and f'reason="test-{tag}"' in text:
                 break
             time.sleep(2)
         line = next((ln for ln in text.splitlines() if want in ln and not ln.startswith("#")), "")
         assert "hotpath_recs_cache_hit_ratio" in line and line.rsplit(" ", 1)[1].startswith("0.93"), line
         assert "hotpath_app_up" in text  # the exporter's own polling round ran and was exported
+        counter = next(ln for ln in text.splitlines() if f'reason="test-{tag}"' in ln and not ln.startswith("#"))
+        assert counter.startswith("ray_hotpath_recs_degraded_answers_total{"), counter  # as the alert rules name it
         assert isinstance(first, dict)
     finally:
         ray.kill(exporter)
+
+
+def _referenced(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"ray_hotpath_[a-z_]+", text))
+
+
+def test_alert_rules_and_dashboards_use_defined_metrics() -> None:
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "observability"
+    rules = yaml.safe_load((deploy / "alerts.yaml").read_text())
+    alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    for must in ("RecsRedisHitRateLow", "CoviewConsumerLagHigh", "CoviewBackpressure", "DruidQueryLatencyHigh",
+                 "RecsStaleSemanticShare"):
+        assert must in alerts and alerts[must]["expr"] and alerts[must]["labels"]["severity"]
+    assert "< 0.95" in alerts["RecsRedisHitRateLow"]["expr"]
+    texts = [(deploy / "alerts.yaml").read_text()]
+    for f in sorted((deploy / "grafana").glob("*.json")):
+        board = json.loads(f.read_text())
+        assert board["uid"] and board["panels"] and all(p["targets"][0]["expr"] for p in board["panels"])
+        texts.append(f.read_text())
+    assert {f.stem for f in (deploy / "grafana").glob("*.json")} >= {"recs", "coview", "voice", "cloud"}
+    for name in set().union(*map(_referenced, texts)):
+        base = name.removeprefix("ray_")
+        if base in METRICS:
+            assert METRICS[base].kind == "gauge", f"{name}: a counter is exported with _total"
+            continue
+        assert base.endswith("_total") and METRICS[base.removesuffix("_total")].kind == "counter", name
