@@ -259,6 +259,8 @@ def _chart(tools: Tools, chart: Path, value_sets: Iterable[tuple[str, list[str]]
 CHART_VALUE_SETS = (
     ("defaults", []),
     ("GPU STT, TLS", ["stt.gpu.enabled=true", "mqtt.tls.enabled=true", "mqtt.tls.secretName=site-mqtt-tls"]),
+    ("chart-made Secrets", ["mqtt.auth.passwd=u:h", "mqtt.auth.acl=user u", "mqtt.auth.edgePassword=p",
+                            "cloud.apiKey.value=k", "cloud.endpoint=https://cloud.example.com/v1/query"]),
 )
 
 
