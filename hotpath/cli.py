@@ -26,6 +26,7 @@ AREAS = (
     "hotpath.intent.cli",
     "hotpath.commands.devices",
     "hotpath.commands.deploy",
+    "hotpath.commands.status",
 )
 
 

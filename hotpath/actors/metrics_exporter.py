@@ -60,8 +60,10 @@ class RaySink:
 class MetricsExporter:
     """Ray actor shell (``num_cpus=0``): see the module docstring."""
 
-    def __init__(self, settings: Settings, interval_s: float = 5.0) -> None:
+    def __init__(self, settings: Settings, interval_s: float = 5.0, metrics_url: str | None = None) -> None:
         self.settings = settings
+        self.metrics_url = metrics_url  # Ray's metrics endpoint on this node (request rates); None: the local head's
+        self._requests: tuple[float, dict[str, float]] | None = None
         self.interval_s = interval_s
         self.sink = RaySink()
         self._task: asyncio.Task | None = None
@@ -112,7 +114,8 @@ class MetricsExporter:
         if ingress is not None:
             devices = await self._actor(INGRESS_ACTOR, "device_stats", timeout=10.0) or {}
             samples += voice_samples(tenant, ingress, devices)
-            found["voice"] = {"devices": len(ingress.get("devices", [])), "counters": ingress.get("counters", {})}
+            found["voice"] = {"devices": len(ingress.get("devices", [])), "active_devices": list(ingress.get("devices", [])),
+                              "counters": ingress.get("counters", {})}
         stt = await self._actor(STT_ACTOR, "health")
         if stt is not None:
             samples += stt_samples(tenant, stt)
@@ -148,8 +151,33 @@ class MetricsExporter:
         samples += [("hotpath_app_up", v, {"app": a}) for a, v in up.items()]
         self.sink.record(samples)
         self.rounds += 1
-        self.last = {"at": time.time(), "up": up, "apps": found, "samples": len(samples)}
+        self.last = {"at": time.time(), "up": up, "apps": found, "samples": len(samples),
+                     "request_rates": await asyncio.to_thread(self._request_rates)}
         return self.last
+
+    def _request_rates(self) -> dict[str, float]:
+        """Requests per second per Serve route, from Serve's own counter on Ray's metrics endpoint."""
+        import urllib.request
+
+        from hotpath.observability.metrics import serve_request_totals
+
+        url = self.metrics_url
+        if url is None:
+            from hotpath.cluster.ray_head import RayService
+
+            url = f"http://{self.settings.ray.host}:{RayService(self.settings).ports()['metrics_export_port']}/metrics"
+        try:
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(url, timeout=3) as r:
+                totals = serve_request_totals(r.read().decode())
+        except Exception:  # noqa: BLE001 - no rates this round
+            return {}
+        now = time.monotonic()
+        prev, self._requests = self._requests, (now, totals)
+        if prev is None or now <= prev[0]:
+            return {}
+        dt = now - prev[0]
+        return {route: round(max(0.0, n - prev[1].get(route, 0.0)) / dt, 2) for route, n in sorted(totals.items())}
 
     async def _end_offsets(self, status: dict) -> dict[int, int]:
         try:

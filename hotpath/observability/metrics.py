@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 __all__ = ["MetricDef", "METRICS", "Sample", "flatten", "voice_samples", "stt_samples", "coview_samples",
-           "recs_samples", "cloud_samples", "CounterState"]
+           "recs_samples", "cloud_samples", "CounterState", "serve_request_totals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +199,23 @@ def cloud_samples(stats: dict) -> list[Sample]:
             out.append(("hotpath_cloud_quota_refusals", float(st["quota_refusals"]), t))
     rest = {k: v for k, v in stats.items() if k != "tenants"}
     out += [("hotpath_cloud_stat", v, {"key": k}) for k, v in sorted(flatten(rest).items())]
+    return out
+
+
+def serve_request_totals(exposition: str, metric: str = "ray_serve_num_http_requests_total") -> dict[str, float]:
+    """Serve's HTTP request counter summed per route, from Prometheus text."""
+    import re
+
+    out: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
+        m = re.search(r'route="([^"]*)"', line)
+        route = m.group(1) if m else "?"
+        try:
+            out[route] = out.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
+        except ValueError:
+            continue
     return out
 
 
