@@ -213,3 +213,26 @@ async def test_tls_listener_by_config(tmp_path: Path) -> None:
                 pass
     finally:
         mq.stop()
+
+
+@pytest.mark.services
+async def test_a_running_anonymous_broker_takes_the_acl_on_services_up_without_a_restart(tmp_path: Path) -> None:
+    """What a checkout that ran the old open broker sees on its next ``hotpath services up``."""
+    port = _free_port()
+    rt = tmp_path / "rt"
+    open_mq = MosquittoService(load_settings(runtime_dir=rt, mqtt={"port": port, "auth": False}))
+    assert open_mq.start() == "started"
+    try:
+        async with aiomqtt.Client("127.0.0.1", port, timeout=5):
+            pass  # anyone gets in
+        s = load_settings(runtime_dir=rt, mqtt={"port": port})
+        mq = MosquittoService(s)
+        pid = mq.record().pid
+        assert mq.start() == "running" and mq.record().pid == pid  # reloaded in place
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", port, timeout=5):
+                pass
+        async with aiomqtt.Client("127.0.0.1", port, timeout=5, **client_login("edge", s)):
+            pass
+    finally:
+        open_mq.stop()
