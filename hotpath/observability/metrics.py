@@ -229,8 +229,8 @@ class CounterState:
         key = (name, tuple(sorted(tags.items())))
         prev = self.last.get(key)
         self.last[key] = value
-        if prev is None or value < prev:
-            return value if prev is not None else value
+        if prev is None or value < prev:  # first sight, or the source restarted
+            return value
         return value - prev
 
 
