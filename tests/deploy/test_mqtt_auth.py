@@ -236,3 +236,31 @@ async def test_a_running_anonymous_broker_takes_the_acl_on_services_up_without_a
             pass
     finally:
         open_mq.stop()
+
+
+def test_devices_cli_add_list_export_remove(tmp_path: Path) -> None:
+    import json
+    import os
+    import sys
+
+    env = {**os.environ, "HOTPATH_RUNTIME_DIR": str(tmp_path / "rt"), "HOTPATH_MQTT__PORT": str(_free_port())}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hotpath.cli", "devices", *args], capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    added = cli("add", "w-7", "--location", "dock 9", "--json")
+    assert added.returncode == 0, added.stderr
+    pw = json.loads(added.stdout)["password"]
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [(d["id"], d["location"]) for d in listed] == [("w-7", "dock 9")]
+    bad = cli("add", "w/8")
+    assert bad.returncode == 2 and "not allowed" in bad.stderr and "Traceback" not in bad.stderr
+    assert cli("export", "--out", str(tmp_path / "out")).returncode == 0
+    passwd = (tmp_path / "out" / "passwd").read_text()
+    assert "w-7:$7$" in passwd and "hotpath-edge:$7$" in passwd and "hotpath-sim" not in passwd  # no simulator on a site
+    assert pw not in passwd and (tmp_path / "out" / "edge-password").read_text()
+    assert "user w-7\ntopic write wearable/w-7/audio" in (tmp_path / "out" / "acl").read_text()
+    assert cli("remove", "w-7").returncode == 0
+    gone = cli("remove", "w-7")
+    assert gone.returncode == 2 and "not provisioned" in gone.stderr
