@@ -30,6 +30,7 @@ __all__ = ["MetricsExporter", "RaySink", "EXPORTER_ACTOR"]
 
 log = logging.getLogger(__name__)
 EXPORTER_ACTOR = "hotpath-metrics"
+DEFAULT_ACTORS = {"voice_ingress": "voice-ingress", "voice_stt": "voice-stt", "coview_driver": ""}
 
 
 class RaySink:
@@ -60,8 +61,11 @@ class RaySink:
 class MetricsExporter:
     """Ray actor shell (``num_cpus=0``): see the module docstring."""
 
-    def __init__(self, settings: Settings, interval_s: float = 5.0, metrics_url: str | None = None) -> None:
+    def __init__(self, settings: Settings, interval_s: float = 5.0, metrics_url: str | None = None,
+                 actors: dict[str, str] | None = None) -> None:
         self.settings = settings
+        self.actors = {**DEFAULT_ACTORS, **(actors or {})}
+        """role -> actor name (``voice_ingress``, ``voice_stt``, ``coview_driver``): the graph starter's names."""
         self.metrics_url = metrics_url  # Ray's metrics endpoint on this node (request rates); None: the local head's
         self._requests: tuple[float, dict[str, float]] | None = None
         self.interval_s = interval_s
@@ -100,32 +104,31 @@ class MetricsExporter:
 
     async def poll(self) -> dict[str, Any]:
         """One round over every app; returns what each answered (also kept for ``snapshot``)."""
-        from hotpath.actors.coview_shard import driver_actor_name
-        from hotpath.graphs.voice_edge_app import INGRESS_ACTOR, STT_ACTOR
-
         s = self.settings
+        ingress_actor, stt_actor = self.actors["voice_ingress"], self.actors["voice_stt"]
+        driver = self.actors["coview_driver"] or f"{s.streaming.job_id}-driver"
         tenant = s.voice.tenant_id
         samples: list[Sample] = []
         up: dict[str, float] = {}
         found: dict[str, Any] = {}
 
-        ingress = await self._actor(INGRESS_ACTOR, "stats")
+        ingress = await self._actor(ingress_actor, "stats")
         up["voice"] = float(ingress is not None)
         if ingress is not None:
-            devices = await self._actor(INGRESS_ACTOR, "device_stats", timeout=10.0) or {}
+            devices = await self._actor(ingress_actor, "device_stats", timeout=10.0) or {}
             samples += voice_samples(tenant, ingress, devices)
             found["voice"] = {"devices": len(ingress.get("devices", [])), "active_devices": list(ingress.get("devices", [])),
                               "counters": ingress.get("counters", {})}
-        stt = await self._actor(STT_ACTOR, "health")
+        stt = await self._actor(stt_actor, "health")
         if stt is not None:
             samples += stt_samples(tenant, stt)
             found["stt"] = stt
 
         job = s.streaming.job_id
-        status = await self._actor(driver_actor_name(job), "status")
+        status = await self._actor(driver, "status")
         up["coview"] = float(status is not None)
         if status is not None:
-            shards = await self._actor(driver_actor_name(job), "stats", timeout=10.0) or []
+            shards = await self._actor(driver, "stats", timeout=10.0) or []
             ends = await self._end_offsets(status)
             count = float(status.get("checkpoints") or 0)
             now = time.time()

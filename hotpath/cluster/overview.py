@@ -51,7 +51,9 @@ def _apps(settings: Settings, ray_ok: bool) -> tuple[list[dict[str, Any]], dict[
         snap = {}
     if not snap or time.time() - snap.get("at", 0) > 60:
         source = "one round now"
-        snap = asyncio.run(MetricsExporter(settings).poll())
+        from hotpath.graphs.metrics_app import exporter_actors
+
+        snap = asyncio.run(MetricsExporter(settings, actors=exporter_actors(settings)).poll())
     serve_apps: dict[str, str] = {}
     try:
         from ray import serve
