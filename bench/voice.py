@@ -24,6 +24,7 @@ import typer
 
 from hotpath.config import Settings
 from bench.voice_sim import SimulatedWatch, Spoken, synthesize_speech
+from hotpath.streams.mqtt_login import client_login
 
 __all__ = ["run_bench", "PHRASES"]
 
@@ -57,7 +58,7 @@ async def _drive(settings: Settings, devices: int, utterances: int, seed: int, s
             summons.setdefault(data["device"], []).append((time.time(), data))
 
     ids = [f"bench-{i:02d}" for i in range(devices)]
-    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port) as team:
+    async with aiomqtt.Client(settings.mqtt.host, settings.mqtt.port, **client_login("edge", settings)) as team:
         await team.subscribe(v.topic_prefix + v.actions.summon_topic, qos=1)
         reader = asyncio.get_running_loop().create_task(collect(team))
         watches = [SimulatedWatch(d, settings.mqtt.host, settings.mqtt.port, prefix=v.topic_prefix) for d in ids]

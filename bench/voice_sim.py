@@ -21,6 +21,7 @@ from pathlib import Path
 import aiomqtt
 
 from hotpath.errors import ConfigError, ServiceUnavailable
+from hotpath.streams.mqtt_login import client_login
 from hotpath.voice.audio import encode_framed, parse_payload
 from hotpath.voice.messages import audio_topic, events_topic, tts_topic
 
@@ -88,7 +89,7 @@ class SimulatedWatch:
         self._reader: asyncio.Task | None = None
 
     async def __aenter__(self) -> SimulatedWatch:
-        self._client = aiomqtt.Client(self.host, self.port, timeout=5)
+        self._client = aiomqtt.Client(self.host, self.port, timeout=5, **client_login("simulator"))
         try:
             await self._client.__aenter__()
         except aiomqtt.MqttError as exc:

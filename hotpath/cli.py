@@ -25,6 +25,9 @@ AREAS = (
     "hotpath.commands.voice",
     "hotpath.commands.intent",
     "hotpath.commands.jobs",
+    "hotpath.commands.devices",
+    "hotpath.commands.deploy",
+    "hotpath.commands.status",
 )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,8 +72,38 @@ class RedisSettings(_Section):
 
 
 class MqttSettings(_Section):
+    """The broker, and who hotpath's own clients log in as.
+
+    ``username``/``password`` are the edge's own MQTT user; left unset, the clients use the credentials
+    the local broker generated (``<runtime_dir>/mqtt/clients.json``). On a site they come from a Secret
+    (``HOTPATH_MQTT__USERNAME`` / ``HOTPATH_MQTT__PASSWORD``).
+    """
+
     host: str = LOOPBACK
     port: int = Field(11883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    auth: bool = True
+    """The local broker refuses anonymous clients and applies the per-device ACL (off: anyone may do anything)."""
+    auth_dir: Path = Path("mqtt")
+    """Device registry, password file, ACL file and the generated service credentials (under runtime_dir)."""
+    edge_user: str = "hotpath-edge"
+    simulator: bool = True
+    """A simulator user that may speak as any watch (``hotpath voice say``, tests, benches): off on a site."""
+    simulator_user: str = "hotpath-sim"
+    tls_port: int | None = Field(None, ge=1, le=65535)
+    """A second listener with TLS, for watches on the network (needs ``tls_certfile`` and ``tls_keyfile``)."""
+    tls_host: str = LOOPBACK
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_cafile: Path | None = None
+    """When set, the TLS listener also asks for client certificates signed by this CA."""
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> MqttSettings:
+        if self.tls_port is not None and not (self.tls_certfile and self.tls_keyfile):
+            raise ValueError("mqtt.tls_port needs mqtt.tls_certfile and mqtt.tls_keyfile")
+        return self
 
 
 class KafkaSettings(_Section):

@@ -14,6 +14,7 @@ import aiomqtt
 
 from hotpath.streams.mqtt import MqttPublisher
 from hotpath.voice.ingress import VoiceIngress, host_for
+from hotpath.streams.mqtt_login import client_login
 from hotpath.voice.settings import VoiceSettings
 
 __all__ = ["VoiceIngressActor"]
@@ -83,7 +84,7 @@ class VoiceIngressActor:
     async def _loop(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5) as client:
+                async with aiomqtt.Client(self.host, self.port, identifier=None, timeout=5, **client_login()) as client:
                     await client.subscribe(self.ingress.audio_filter, qos=1)
                     self._subscribed.set()
                     await _consume(client, self.ingress)

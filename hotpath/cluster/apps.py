@@ -60,6 +60,8 @@ APP_STARTERS: list[AppStarter] = [
     AppStarter("coview", "hotpath.graphs.coview_app:start"),
     # Voice edge: MQTT ingress, device stream actors, gRPC speech-to-text, intent, actions, TTS.
     AppStarter("voice", "hotpath.graphs.voice_edge_app:start"),
+    # Metrics of every app: one exporter actor polling their stats() into ray.util.metrics.
+    AppStarter("metrics", "hotpath.graphs.metrics_app:start"),
 ]
 """Run in order by ``hotpath up`` after the services."""
 

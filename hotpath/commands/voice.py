@@ -84,7 +84,9 @@ class aiomqtt_client:  # noqa: N801 - a context manager collecting team/summon m
     async def __aenter__(self):
         import aiomqtt
 
-        self.client = aiomqtt.Client(self.s.mqtt.host, self.s.mqtt.port, timeout=5)
+        from hotpath.streams.mqtt_login import client_login
+
+        self.client = aiomqtt.Client(self.s.mqtt.host, self.s.mqtt.port, timeout=5, **client_login("edge", self.s))
         try:
             await self.client.__aenter__()
         except aiomqtt.MqttError as exc:

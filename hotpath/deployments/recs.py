@@ -151,6 +151,8 @@ class RecsIngress:
             "hit_rates": m.hit_rates(),
             "stale_masters": sorted(self.service.stale_masters_seen()),
             "invalidation_lag_count": m.count("recs_invalidation_lag_seconds_count"),
+            "fallbacks": {f"{x.labels['endpoint']}:{x.labels['reason']}": x.value for f in m.fallbacks.collect()
+                          for x in f.samples if x.name.endswith("_total")},  # degraded answers (metrics exporter)
         }
 
     def __del__(self) -> None:  # pragma: no cover - replica shutdown

@@ -8,6 +8,7 @@ import uuid
 import aiomqtt
 
 from hotpath.errors import ServiceUnavailable
+from hotpath.streams.mqtt_login import client_login
 
 __all__ = ["MqttPublisher"]
 
@@ -24,7 +25,7 @@ class MqttPublisher:
     async def _connect(self) -> aiomqtt.Client:
         async with self._lock:
             if self._client is None:
-                client = aiomqtt.Client(self.host, self.port, identifier=self.identifier, timeout=5)
+                client = aiomqtt.Client(self.host, self.port, identifier=self.identifier, timeout=5, **client_login())
                 try:
                     await client.__aenter__()
                 except aiomqtt.MqttError as exc:

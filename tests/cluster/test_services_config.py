@@ -72,7 +72,8 @@ def test_generated_configs_bind_loopback(isolated: Isolated) -> None:
     mq = MosquittoService(s)
     mq.prepare()
     conf = mq.conf_path.read_text()
-    assert f"listener {s.mqtt.port} 127.0.0.1\n" in conf and "allow_anonymous true" in conf
+    assert f"listener {s.mqtt.port} 127.0.0.1\n" in conf and "allow_anonymous false\n" in conf
+    assert f"acl_file {mq.acl_path}\n" in conf and mq.passwd_path.stat().st_mode & 0o077 == 0
     assert f"persistence_location {mq.data_dir}/" in conf
 
     props = KafkaService(s).properties()

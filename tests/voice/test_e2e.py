@@ -14,6 +14,7 @@ import pytest
 
 from hotpath.config import Settings
 from hotpath.graphs.voice_edge_app import stop_voice, start_voice
+from hotpath.streams.mqtt_login import client_login
 from hotpath.voice.audio import encode_framed
 from hotpath.voice.settings import CloudSettings, LimitSettings, SttSettings, VoiceSettings
 from bench.voice_sim import SimulatedWatch
@@ -69,7 +70,7 @@ async def test_command_and_question_end_to_end(edge, speech, cloud):
         async for msg in client.messages:
             summons.append(json.loads(msg.payload))
 
-    async with aiomqtt.Client(s.mqtt.host, s.mqtt.port) as team:
+    async with aiomqtt.Client(s.mqtt.host, s.mqtt.port, **client_login("edge", s)) as team:
         await team.subscribe(s.voice.topic_prefix + "team/summon", qos=1)
         reader = asyncio.get_running_loop().create_task(collect(team))
         w17, w3 = await _watch(s, "w-17"), await _watch(s, "w-3")
