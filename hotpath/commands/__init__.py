@@ -1,0 +1,2 @@
+"""CLI command modules of the newer areas: each exposes ``register(root, bench)`` and is listed in
+``hotpath.cli.AREAS``."""
