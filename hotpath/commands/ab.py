@@ -108,7 +108,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         upd = {k: v for k, v in {"users": users, "lift": lift, "aa_tests": aa_tests, "seed": seed}.items() if v is not None}
         from hotpath.errors import BadInput
 
-        if upd.get("users", 1) < 10 or upd.get("aa_tests", 1) < 1:
+        if upd.get("users", 10) < 10 or upd.get("aa_tests", 1) < 1:
             raise BadInput("--users must be at least 10 and --aa-tests at least 1")
         out = simulate(SimParams(**upd))
         rep = out.pop("_report")
