@@ -77,8 +77,11 @@ _SCALE = float(1 << 64)
 
 def bucket(salt: str, user_id: str) -> float:
     """A uniform number in [0, 1) fixed by ``(salt, user_id)``: BLAKE2b-64 of ``salt \\x1f user``."""
-    h = hashlib.blake2b(f"{salt}\x1f{user_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / _SCALE
+    return _bucket(salt.encode() + b"\x1f", user_id.encode())
+
+
+def _bucket(prefix: bytes, user: bytes, _blake2b=hashlib.blake2b, _from_bytes=int.from_bytes) -> float:
+    return _from_bytes(_blake2b(prefix + user, digest_size=8).digest(), "big") / _SCALE
 
 
 class _Frozen(BaseModel):
@@ -260,9 +263,10 @@ def _read(path: Path, base: RecsSettings) -> ExperimentsFile:
 
 
 # --------------------------------------------------------------------------- serving hook
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Arm:
-    """One experiment's answer for a request."""
+    """One experiment's answer for a request (one object per experiment and variant of a config:
+    compared and hashed by identity)."""
 
     experiment: str
     variant: str
@@ -272,13 +276,16 @@ class Arm:
         return {"experiment": self.experiment, "variant": self.variant}
 
 
-@dataclass(frozen=True, slots=True)
 class Assignment:
     """Every experiment a request takes part in (at most one per layer), and the settings to serve it
-    with (``None``: the base settings)."""
+    with (``None``: the base settings). Made once per combination of arms and shared: read-only."""
 
-    arms: tuple[Arm, ...]
-    settings: RecsSettings | None
+    __slots__ = ("arms", "settings", "_json")
+
+    def __init__(self, arms: tuple[Arm, ...], settings: RecsSettings | None) -> None:
+        self.arms = arms
+        self.settings = settings
+        self._json = tuple(a.to_json() for a in arms)
 
     @property
     def experiment(self) -> str | None:
@@ -289,7 +296,20 @@ class Assignment:
         return self.arms[0].variant if self.arms else None
 
     def to_json(self) -> list[dict[str, str]]:
-        return [a.to_json() for a in self.arms]
+        return [dict(d) for d in self._json]
+
+    def json_view(self) -> tuple[dict[str, str], ...]:
+        """The arms' JSON form, shared between responses (do not modify)."""
+        return self._json
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Assignment) and (self.arms, self.settings) == (other.arms, other.settings)
+
+    def __hash__(self) -> int:
+        return hash(self.arms)
+
+    def __repr__(self) -> str:
+        return f"Assignment(arms={self.arms!r}, settings={'base' if self.settings is None else 'variant'})"
 
 
 NONE = Assignment((), None)
@@ -307,12 +327,21 @@ class _Compiled:
             cuts, acc = [], e.holdout
             for v in e.variants:
                 acc += (1.0 - e.holdout) * v.weight / total
-                cuts.append((acc, v.name, v.overrides))
-            layers.setdefault(e.layer, []).append((e, lo, lo + e.traffic, cuts))
-        self.layers = [(f"layer\x1f{name}", exps) for name, exps in layers.items()]
+                cuts.append((acc, Arm(e.name, v.name, e.layer)))
+            timed = e.start is not None or e.stop is not None
+            widgets = frozenset(e.widgets) if e.widgets is not None else None
+            layers.setdefault(e.layer, []).append((e, lo, lo + e.traffic, cuts, Arm(e.name, HOLDOUT, e.layer), widgets, frozenset(e.segments), timed))
+        self.layers = [(f"layer\x1f{name}\x1f".encode(), [(*x, f"{x[0].key}\x1f".encode()) for x in exps]) for name, exps in layers.items()]
         self.settings: dict[tuple[str, ...], RecsSettings | None] = {}
+        self.assignments: dict[tuple[Arm, ...], Assignment] = {}
         self.variant_overrides = {(e.name, v.name): v.overrides for e in parsed.experiments for v in e.variants}
         self.base = base
+
+    def assignment(self, arms: tuple[Arm, ...]) -> Assignment:
+        a = self.assignments.get(arms)
+        if a is None:
+            a = self.assignments[arms] = Assignment(arms, self.settings_for(arms))
+        return a
 
     def settings_for(self, arms: tuple[Arm, ...]) -> RecsSettings | None:
         key = tuple(f"{a.experiment}/{a.variant}" for a in arms)
@@ -415,34 +444,34 @@ class Experiments:
         segment = "returning" if returning else "new"
         now: datetime | None = None
         arms: list[Arm] = []
-        for layer_salt, exps in c.layers:
-            pos = bucket(layer_salt, user_id)
-            for e, lo, hi, cuts in exps:
+        uid = user_id.encode()
+        for layer_prefix, exps in c.layers:
+            pos = _bucket(layer_prefix, uid)
+            for e, lo, hi, cuts, holdout_arm, widgets, segments, timed, prefix in exps:
                 if not lo <= pos < hi:
                     continue
-                if e.widgets is not None and widget not in e.widgets:
+                if widgets is not None and widget not in widgets:
                     break
-                if segment not in e.segments:
+                if segment not in segments:
                     break
-                if e.start is not None or e.stop is not None:
+                if timed:
                     if now is None:
                         now = datetime.fromtimestamp(self.clock(), timezone.utc)
                     if not e.running(now):
                         break
-                b = bucket(e.key, user_id)
-                name = HOLDOUT
+                b = _bucket(prefix, uid)
+                arm = holdout_arm
                 if b >= e.holdout:
-                    name = cuts[-1][1]
-                    for cut, vname, _ in cuts:
+                    arm = cuts[-1][1]
+                    for cut, a in cuts:
                         if b < cut:
-                            name = vname
+                            arm = a
                             break
-                arms.append(Arm(e.name, name, e.layer))
+                arms.append(arm)
                 break
         if not arms:
             return NONE
-        t = tuple(arms)
-        return Assignment(t, c.settings_for(t))
+        return c.assignment(tuple(arms))
 
 
 def load_experiments_file(path: Path | str, base: RecsSettings) -> ExperimentsFile:

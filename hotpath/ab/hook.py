@@ -41,7 +41,7 @@ class AbHook:
     def served(self, result, user_id: str | None, widget: str, assignment: Assignment) -> None:
         if not assignment.arms or user_id is None:
             return
-        result.meta["experiments"] = assignment.to_json()
+        result.meta["experiments"] = assignment.json_view()
         if self.exposures is not None:
             self.exposures.record(user_id, widget, assignment)
 

@@ -81,6 +81,7 @@ def render_png(report: dict, path: Path | str) -> Path:
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
     ax_ctr.legend(loc="best", fontsize=10)
+    ax_conv.legend(loc="best", fontsize=9)
     ax_p.legend(loc="lower left", fontsize=9)
     for ax in (ax_rev, ax_p):
         ax.set_xlabel("time (UTC)")

@@ -67,7 +67,9 @@ class DrainReport:
         return {k: getattr(self, k) for k in ("sent", "rejected", "requests", "retries", "splits", "left_in_queue", "stopped", "statuses")}
 
 
-class _GiveUp(Exception):
+class _GiveUp(StreamError):
+    """Internal: the drain stops here for now (unreachable / throttled); the events stay queued."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
