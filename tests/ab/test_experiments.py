@@ -145,3 +145,18 @@ def test_a_missing_or_invalid_file_at_start_is_a_config_error(tmp_path, recs_set
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"experiments": [{"name": "x"}]}))
     with pytest.raises(ConfigError, match="variants"):
         Experiments(recs_settings, tmp_path / "bad.yaml")
+
+
+def test_assignment_is_the_documented_hash(recs_settings) -> None:
+    """Pinned: layer position = bucket("layer\\x1f" + layer, user); variant = bucket(salt, user) over the
+    holdout then the weights, so any replica (or another language) can recompute it."""
+    e = exps(recs_settings, {"name": "pin", "layer": "L", "salt": "s-1", "holdout": 0.1, "traffic": 0.8,
+                             "variants": [{"name": "control", "weight": 1}, {"name": "b", "weight": 3}]})  # fmt: skip
+    for i in range(3000):
+        uid = f"p{i}"
+        want = None
+        if bucket("layer\x1fL", uid) < 0.8:
+            b = bucket("s-1", uid)
+            want = "holdout" if b < 0.1 else "control" if b < 0.1 + 0.9 * 0.25 else "b"
+        assert e.assign(uid, "homepage").variant == want
+    assert bucket("s", "u1") == 0.11790946139918598  # BLAKE2b-64 of b"s\x1fu1", big-endian / 2**64
