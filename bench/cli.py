@@ -18,6 +18,7 @@ BENCHES: tuple[str, ...] = (
     "bench.intent",
     "bench.refresh",
     "bench.druid",
+    "bench.ab",
 )
 
 

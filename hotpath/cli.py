@@ -28,6 +28,7 @@ AREAS = (
     "hotpath.commands.devices",
     "hotpath.commands.deploy",
     "hotpath.commands.status",
+    "hotpath.commands.ab",
 )
 
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hotpath.ab.settings import AbSettings
 from hotpath.errors import ConfigError
 from hotpath.intent.settings import IntentSettings
 from hotpath.recs.settings import RecsSettings
@@ -250,6 +251,7 @@ class Settings(BaseSettings):
     voice: VoiceSettings = VoiceSettings()
     intent: IntentSettings = IntentSettings()
     refresh: RefreshSettings = RefreshSettings()
+    ab: AbSettings = AbSettings()
 
     @field_validator("runtime_dir")
     @classmethod

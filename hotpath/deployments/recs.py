@@ -95,6 +95,10 @@ class RecsIngress:
 
         self.settings = settings
         self.service = build_service(settings, local=local)
+        from hotpath.ab.hook import AbHook
+        from hotpath.stores.factory import open_event_log
+
+        self.ab = AbHook.from_settings(settings, open_event_log)  # A/B experiments (no-op without a file)
         self._areader = AsyncZReader(self.service.cache, settings)
         if local:
             try:
@@ -118,11 +122,17 @@ class RecsIngress:
         try:
             if path.endswith("/related"):
                 q = self._parse_related(params, s)
-                res = self.service.related(q, await self._history(q.user_id))
+                hist = await self._history(q.user_id)
+                a = self.ab.assign(q.user_id, q.widget, hist)
+                res = self.service.related(q, hist, settings=a.settings)
+                self.ab.served(res, q.user_id, q.widget, a)
                 return _ok(res.to_bytes())
             if path.endswith("/bestsellers"):
                 b = self._parse_bestsellers(params, s)
-                res = self.service.bestsellers(b, await self._history(b.user_id))
+                hist = await self._history(b.user_id)
+                a = self.ab.assign(b.user_id, b.widget, hist)
+                res = self.service.bestsellers(b, hist, settings=a.settings)
+                self.ab.served(res, b.user_id, b.widget, a)
                 return _ok(res.to_bytes())
             if path.endswith("/metrics"):
                 return Response(self.service.metrics.exposition(), media_type="text/plain; version=0.0.4")
@@ -157,6 +167,7 @@ class RecsIngress:
 
     def __del__(self) -> None:  # pragma: no cover - replica shutdown
         try:
+            self.ab.close()
             self.service.close()
         except Exception:
             pass

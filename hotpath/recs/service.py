@@ -326,10 +326,11 @@ class RecsService:
         return stale
 
     # ------------------------------------------------------------------ endpoints
-    def related(self, q: RelatedQuery, user_history: list | None = None) -> RecsResult:
-        """``user_history``: the user's two zsets when the caller read them already (async path)."""
+    def related(self, q: RelatedQuery, user_history: list | None = None, *, settings: RecsSettings | None = None) -> RecsResult:
+        """``user_history``: the user's two zsets when the caller read them already (async path).
+        ``settings``: an A/B variant's settings for this request (weights, decay, widget rules)."""
         t0 = time.perf_counter()
-        s = self.settings
+        s = settings or self.settings
         fallbacks: list[str] = []
         seeds: dict[str, float] = {}
         if q.master_id is not None:
@@ -364,7 +365,7 @@ class RecsService:
             cands = self._global(exclude)
         for r in fallbacks:
             self.metrics.fallbacks.labels("related", r).inc()
-        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
+        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k, settings=settings)
         self._latency["related"].observe(time.perf_counter() - t0)
         return RecsResult(None, tuple(fallbacks), tuple(stale), q.widget, item_dicts=items)
 
@@ -401,9 +402,9 @@ class RecsService:
                 self._comp.clear()
         return rows, scores
 
-    def bestsellers(self, q: BestsellersQuery, user_history: list | None = None) -> RecsResult:
+    def bestsellers(self, q: BestsellersQuery, user_history: list | None = None, *, settings: RecsSettings | None = None) -> RecsResult:
         t0 = time.perf_counter()
-        s = self.settings
+        s = settings or self.settings
         fallbacks: list[str] = []
         _, rcats = self._user(q.user_id, user_history)
         cur_cov = self._coview([q.category_id])[q.category_id] if q.category_id else []
@@ -421,7 +422,7 @@ class RecsService:
             cands = self._global(none)
         for r in fallbacks:
             self.metrics.fallbacks.labels("bestsellers", r).inc()
-        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k)
+        items = self._rerank(top_rows(cands, s.candidates_max, self.table.master_ids), q.widget, q.k, settings=settings)
         self._latency["bestsellers"].observe(time.perf_counter() - t0)
         return RecsResult(None, tuple(fallbacks), (), q.widget, item_dicts=items)
 
@@ -432,18 +433,18 @@ class RecsService:
         ``refresh`` re-reads rows older than the local TTL first (all rows without local copies)."""
         return [Item.from_json(d) for d in self._rerank(cands, widget, k, refresh=refresh)]
 
-    def _rerank(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True) -> list[dict]:
+    def _rerank(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True, settings: RecsSettings | None = None) -> list[dict]:
         """:meth:`rerank` as the items' JSON form (:meth:`Item.to_json`), built straight from the
         columns: no per-item Candidate / Item objects on the serving path."""
         if not len(cands):
             return []
-        rule: WidgetRule = self.settings.widgets[widget]
+        rule: WidgetRule = (settings or self.settings).widgets[widget]
         t = self.table
         rows = cands.rows
         if refresh:
             t.refresh(rows)
         base = cands.base
-        terms = t.wterms.get(widget)
+        terms = t.wterms.get(widget) if rule is self.settings.widgets.get(widget) else None
         if terms is not None:  # precomputed per row as rows load (same numbers as below)
             final = base * terms[0][rows] + terms[1][rows]
             keep = terms[2][rows]
