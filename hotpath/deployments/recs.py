@@ -90,6 +90,7 @@ def _ok(body: bytes) -> Response:
 class RecsIngress:
     def __init__(self, settings: Settings, local: bool = True) -> None:
         from hotpath.recs.model import parse_bestsellers, parse_related
+        from hotpath.recs.service import NO_HISTORY
 
         from hotpath.stores.redis_fast import AsyncZReader
 
@@ -101,6 +102,7 @@ class RecsIngress:
                 log.info("recs replica warmed: %s", self.service.warm(masters=settings.recs.warm_masters))
             except HotpathError as exc:  # a cold replica still serves
                 log.warning("recs warm-up failed: %s", exc.one_line())
+        self._no_history = NO_HISTORY
         self._parse_related = parse_related
         self._parse_bestsellers = parse_bestsellers
         if local:
@@ -111,23 +113,28 @@ class RecsIngress:
             # over. 0.5 ms bounds each wait at a tenth of that.
             sys.setswitchinterval(0.0005)
 
+    def choose(self, request: Request, query):
+        """The one place a request's settings or variant is chosen (an experiment's bucketing and
+        exposure hook in here): returns the query to serve, today the parsed one as it is."""
+        return query
+
     async def __call__(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
         params = dict(request.query_params)
         s = self.settings.recs
         try:
             if path.endswith("/related"):
-                q = self._parse_related(params, s)
+                q = self.choose(request, self._parse_related(params, s))
                 res = self.service.related(q, await self._history(q.user_id))
                 return _ok(res.to_bytes())
             if path.endswith("/bestsellers"):
-                b = self._parse_bestsellers(params, s)
+                b = self.choose(request, self._parse_bestsellers(params, s))
                 res = self.service.bestsellers(b, await self._history(b.user_id))
                 return _ok(res.to_bytes())
             if path.endswith("/metrics"):
                 return Response(self.service.metrics.exposition(), media_type="text/plain; version=0.0.4")
             if path.endswith("/healthz"):
-                return _json(200, {"ok": True, "hit_rates": self.service.metrics.hit_rates()})
+                return _json(200, {"ok": True, "cache_up": self.service.gate.up, "hit_rates": self.service.metrics.hit_rates()})
             return _json(404, {"error": f"no such endpoint: {path}"})
         except BadInput as exc:
             return _json(422, {"error": exc.message, "parameter": exc.field})
@@ -139,11 +146,21 @@ class RecsIngress:
             return _json(500, {"error": exc.one_line()})
 
     async def _history(self, user_id: str | None):
-        """The user's two zsets, read without blocking the loop (the one per-request Redis read)."""
+        """The user's two zsets, read without blocking the loop (the one per-request Redis read);
+        ``NO_HISTORY`` while Redis is down (the gate refuses at once, or the read fails)."""
         if user_id is None:
             return None
+        gate = self.service.gate
+        if not gate.allow():
+            return self._no_history
         keys, n = self.service.user_keys(user_id)
-        return await self._areader.ztop_many(keys, n)
+        try:
+            out = await self._areader.ztop_many(keys, n)
+        except ServiceUnavailable:
+            gate.failed()
+            return self._no_history
+        gate.succeeded()
+        return out
 
     def stats(self) -> dict:
         m = self.service.metrics

@@ -29,7 +29,7 @@ from hotpath.recs.settings import RecsSettings
 from hotpath.recs.table import attr_fields, promo_fields
 from hotpath.stores.base import CategoryCoView, DimensionStore, HotCache, MasterPids, SemanticRelations
 
-__all__ = ["load_catalog", "LoadReport", "set_promo", "Progress"]
+__all__ = ["load_catalog", "LoadReport", "set_promo", "announce", "Progress", "CHANGE_LOG_KEEP_S"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -215,7 +215,21 @@ def set_promo(
     ad_bid: float = 0.0,
     flash_sale: bool = False,
 ) -> None:
-    """Write a pid's promo hash and announce it on the invalidation channel (what a promo job does)."""
+    """Write a pid's promo hash and announce it (what a promo job does): see :func:`announce`."""
     keys = Keys(settings.key_prefix)
     cache.hset(keys.promo(pid), promo_fields(boost, out_of_stock, ad_bid, flash_sale))
-    cache.publish(keys.channel(settings.invalidation_channel), f"pid:{pid}|{time.time()!r}")
+    announce(cache, settings, f"pid:{pid}")
+
+
+CHANGE_LOG_KEEP_S = 3600.0
+"""How long ``recs:changes`` remembers a change (a replica resyncs from it after a lost subscription)."""
+
+
+def announce(cache: HotCache, settings: RecsSettings, ident: str, *, now: float | None = None) -> None:
+    """Tell the replicas that ``ident`` (``pid:{pid}`` or ``master:{mid}``) changed: record it in the
+    change log (for a replica whose subscription was down) and publish it on the invalidation channel."""
+    keys = Keys(settings.key_prefix)
+    t = time.time() if now is None else now
+    cache.zadd(keys.changes, {ident: t})
+    cache.zprune_below(keys.changes, t - CHANGE_LOG_KEEP_S)  # what no resync will ask for
+    cache.publish(keys.channel(settings.invalidation_channel), f"{ident}|{t!r}")

@@ -1,7 +1,7 @@
 """The scoring rules of the serving path, as plain functions over plain data.
 
-The rules (category weights, expansion, ``final_score``, ``best_pid``, ``make_item``) are shared by
-the service (:mod:`hotpath.recs.service`) and the brute-force reference (:mod:`hotpath.recs.reference`).
+The rules (category weights, expansion, ``widget_terms``, ``best_pid``, ``make_item``) are shared by
+the service (:mod:`hotpath.recs.service`) and the brute-force test oracle (``tests/recs/reference.py``).
 The merge exists twice: ``gather_related`` / ``gather_bestsellers`` over dicts (the readable
 definition) and ``merge_rows`` over numpy columns (what the service runs); a test holds them equal,
 exactly. The reference scores every master of the catalog by the definitions instead.
@@ -35,9 +35,8 @@ __all__ = [
     "best_pid",
     "pid_sort_key",
     "Merged",
-    "keep",
     "make_item",
-    "final_score",
+    "widget_terms",
     "RowMerged",
     "merge_rows",
     "top_rows",
@@ -277,34 +276,29 @@ def best_pid(pids: Sequence[PidAttrs]) -> PidAttrs | None:
     return min(pids, key=pid_sort_key) if pids else None
 
 
-def final_score(base: float, a: PidAttrs | None, rule: WidgetRule) -> tuple[float, bool]:
-    """``(final, promo_applied)`` for one candidate under one widget's rule."""
+def widget_terms(a: PidAttrs | None, rule: WidgetRule) -> tuple[float, float, bool, bool]:
+    """The widget rule, the one implementation: ``(mult, add, keep, promo)`` of a master whose
+    best pid is ``a``, so ``final = base * mult + add``; ``keep`` False drops it; ``promo`` names
+    the promo signal on the item. The service computes it once per row as rows load
+    (:class:`hotpath.recs.table.MasterTable`); the test oracle calls it per candidate."""
     if a is None:
-        return base, False
+        return 1.0, 0.0, True, False  # no pid known: served without a pid rather than dropped
+    keep = not (rule.drop_out_of_stock and a.out_of_stock)
+    if rule.min_rating > 0 and (a.rating is None or not a.rating >= rule.min_rating):
+        keep = False
+    boosted = bool(rule.boost_power) and a.boost != 1.0
     mult = 1.0
+    if boosted:
+        mult = max(a.boost, 0.0) if rule.boost_power == 1.0 else max(a.boost, 0.0) ** rule.boost_power
     add = 0.0
-    promo = False
-    if rule.boost_power and a.boost != 1.0:
-        mult *= max(a.boost, 0.0) ** rule.boost_power
-        promo = True
     if a.flash_sale:
-        mult *= rule.flash_sale_mult
-        add += rule.flash_sale_add
-        promo = promo or rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0
-    if rule.ad_bid_weight and a.ad_bid:
-        add += rule.ad_bid_weight * a.ad_bid
-        promo = True
-    return base * mult + add, promo
-
-
-def keep(a: PidAttrs | None, rule: WidgetRule) -> bool:
-    if a is None:
-        return True  # no pid known: served without a pid rather than dropped
-    if rule.drop_out_of_stock and a.out_of_stock:
-        return False
-    if rule.min_rating > 0 and (a.rating is None or a.rating < rule.min_rating):
-        return False
-    return True
+        mult = mult * rule.flash_sale_mult
+        add = 0.0 + rule.flash_sale_add
+    bidded = bool(rule.ad_bid_weight) and a.ad_bid != 0.0
+    if bidded:
+        add = add + rule.ad_bid_weight * a.ad_bid
+    promo = boosted or bidded or (a.flash_sale and (rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0))
+    return mult, add, keep, promo
 
 
 def add_promo(signals: list[str], scores: dict[str, float], a: PidAttrs) -> None:

@@ -7,6 +7,7 @@ copies, vectorised rerank) against this on the same data: same items, same order
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -16,12 +17,11 @@ from hotpath.recs.model import BestsellersQuery, Candidate, Item, PidAttrs, Rela
 from hotpath.recs.ranking import (
     best_pid,
     bestseller_cat_weights,
-    final_score,
-    keep,
     make_item,
     normalised,
     related_categories,
     seed_categories,
+    widget_terms,
 )
 from hotpath.recs.settings import RecsSettings
 
@@ -118,12 +118,17 @@ class Reference:
         for c in ranked:
             i = self._index[c.master_id]
             a = best_pid([self.pid_attrs(j) for j in self.cat.pids_of(i)])
-            if not keep(a, rule):
+            mult, add, keep, promo = widget_terms(a, rule)
+            if not keep:
                 continue
-            f, promo = final_score(c.base, a, rule)
+            f = c.base * mult + add
             scored.append((f, c, a, promo))
         scored.sort(key=lambda t: (-t[0], t[1].master_id))
-        return [make_item(c, a, self.category(c.master_id), f, promo) for f, c, a, promo in scored[:k]]
+        return [
+            dataclasses.replace(make_item(c, a, self.category(c.master_id), f, promo),
+                                title=self.cat.title(self._index[c.master_id]))  # fmt: skip
+            for f, c, a, promo in scored[:k]
+        ]
 
     # ---------------------------------------------------------------- endpoints
     def related(self, q: RelatedQuery) -> list[Item]:
