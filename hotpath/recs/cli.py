@@ -98,3 +98,41 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
             store.close()
             cache.close()
         typer.echo(json.dumps(rep.to_json()))
+
+    recs = typer.Typer(no_args_is_help=True, help="Recommendations: operations (warm-up, promos consumer).")
+    root.add_typer(recs, name="recs")
+
+    @recs.command("warm")
+    def warm_cmd(config: Optional[Path] = typer.Option(None, "--config")) -> None:
+        """Rebuild the Redis hot mirror from the dimension and rollup stores (after Redis lost its data)."""
+        from hotpath.recs.loader import warm_hot_mirror
+        from hotpath.stores.factory import open_dimension_store, open_hot_cache
+        from hotpath.stores.redis_fast import bulk_writer
+        from hotpath.stores.rollups import open_rollup_store
+
+        s = _settings(config)
+        cache, store, rollups = open_hot_cache(s), open_dimension_store(s), open_rollup_store(s, read_only=True)
+        t = time.perf_counter()
+        try:
+            rep = warm_hot_mirror(s.recs, bulk_writer(cache), store, rollups, progress=_progress())
+        finally:
+            rollups.close()
+            store.close()
+            cache.close()
+        typer.echo(json.dumps({**rep, "seconds": round(time.perf_counter() - t, 1)}))
+
+    @recs.command("promos")
+    def promos_cmd(
+        from_start: bool = typer.Option(False, "--from-start", help="Replay the topic from offset 0 (old events are skipped)"),
+        once: bool = typer.Option(False, "--once", help="Stop once caught up (2 s idle)"),
+        config: Optional[Path] = typer.Option(None, "--config"),
+    ) -> None:
+        """Consume the promos topic into Redis (each recs replica also does, unless recs.promos_consumer is off)."""
+        import asyncio
+
+        from hotpath.deployments.recs import run_promos
+
+        s = _settings(config)
+        res = asyncio.run(run_promos(s, from_start=from_start, idle_exit_s=2.0 if once else None,
+                                     say=lambda m: typer.echo(m, err=True)))  # fmt: skip
+        typer.echo(json.dumps(res))

@@ -14,6 +14,7 @@ user:recent_views:{uid}        master -> view time (epoch s)                    
 user:recent_cats:{uid}         category -> decaying interest                           zset
 recs:refresh_queue             stale master -> time queued (read by the refresh job)   zset
 recs:changes                   ``pid:{pid}`` / ``master:{mid}`` -> time changed         zset
+recs:consumer:{topic}:{p}      the promos consumer's next offset of partition p         string
 =============================  ======================================================  =========
 
 A change to a pid's attributes or promo is announced on the invalidation channel as
@@ -67,6 +68,10 @@ class Keys:
     @property
     def refresh_queue(self) -> str:
         return f"{self.prefix}recs:refresh_queue"
+
+    def promos_next(self, topic: str, partition: int) -> str:
+        """The promos consumer's checkpoint: the next offset of a partition to apply."""
+        return f"{self.prefix}recs:consumer:{topic}:{partition}"
 
     @property
     def changes(self) -> str:
