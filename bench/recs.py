@@ -38,7 +38,7 @@ import numpy as np
 
 from hotpath.config import Settings
 
-__all__ = ["run_bench", "run_target", "register"]
+__all__ = ["run_bench", "run_target", "run_outage", "register"]
 
 _WRK_LUA = r"""
 local paths = {}
@@ -545,6 +545,9 @@ def register(bench) -> None:
                                               help="Catalog size (default: 20,000; with --target: the settings' demo catalog)"),
         address: Optional[str] = typer.Option(None, help="Use this running Ray cluster (default: a private one)"),
         replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas (each serves its own port)"),
+        outage: Optional[float] = typer.Option(None, min=5.0, max=300.0,
+                                               help="With --target: kill this stack's Redis for this many seconds under load"),
+        rate: float = typer.Option(200.0, min=1.0, help="With --outage: request rate"),
         as_json: bool = typer.Option(False, "--json"),
         config: Optional[Path] = typer.Option(None, "--config"),
     ) -> None:
@@ -555,6 +558,9 @@ def register(bench) -> None:
 
         s = load_settings(config)
         say = lambda m: typer.echo(m, err=True)  # noqa: E731
+        if target is not None and outage is not None:
+            typer.echo(json.dumps(run_outage(s, target, outage_s=outage, rate=rate, masters=masters, say=say)))
+            return
         if target is not None:
             gens = ("wrk", "python") if generator == "both" else (generator,)
             if any(g not in ("wrk", "python") for g in gens):
@@ -585,3 +591,113 @@ def register(bench) -> None:
                            f"(baseline {b['rps']} req/s, p99 {b['p99_ms']} ms)")  # fmt: skip
             typer.echo(json.dumps({k: res[k] for k in ("bestsellers_fallback", "freshness", "ratio_vs_baseline")}))
         sys.stdout.flush()
+
+
+def run_outage(settings: Settings, target: str, *, outage_s: float = 30.0, rate: float = 200.0,
+               masters: int | None = None, say=print) -> dict:  # fmt: skip
+    """Redis killed (SIGKILL) for ``outage_s`` under ``rate`` req/s of ``/related``, then restarted:
+    5xx per second of the outage, degraded answers, how long after Redis's return an out-of-stock is
+    honoured, and whether a promo event appended meanwhile was applied (nothing lost from the topic).
+
+    Kills the Redis of *these settings* (``hotpath services``' own, by its PID file): run it on a
+    private stack, never on a shared one."""
+    import os as _os
+    import signal
+    import threading
+
+    import httpx
+
+    from hotpath.cluster.redis_server import RedisService
+    from hotpath.recs.loader import set_promo
+    from hotpath.stores.base import EventIn
+    from hotpath.stores.factory import open_event_log, open_hot_cache
+
+    root, prefix = _split_target(target)
+    rel, _ = _target_paths(settings, masters, n=2000)
+    redis = RedisService(settings)
+    if not redis.processes():
+        from hotpath.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("no Redis of these settings is running (start it with `hotpath services up`)")
+    samples: list[tuple[float, int, bool]] = []
+    stop = threading.Event()
+
+    def driver(k: int) -> None:
+        with httpx.Client(timeout=2.0) as c:
+            i, t_next = k, time.perf_counter()
+            while not stop.is_set():
+                t_next += 4.0 / rate
+                try:
+                    r = c.get(root + prefix + rel[i % len(rel)])
+                    samples.append((time.time(), r.status_code, r.status_code == 200 and b'"degraded":true' in r.content))
+                except httpx.HTTPError:
+                    samples.append((time.time(), 599, False))
+                i += 4
+                d = t_next - time.perf_counter()
+                if d > 0:
+                    time.sleep(d)
+                else:
+                    t_next = time.perf_counter()
+
+    threads = [threading.Thread(target=driver, args=(k,), daemon=True) for k in range(4)]  # rate / 4 each
+    for th in threads:
+        th.start()
+    time.sleep(5)
+    pid_probe = f"/related?master_id={rel[0].split('master_id=')[1].split('&')[0]}&k=10"
+    with httpx.Client(timeout=5.0) as c:
+        items = c.get(root + prefix + pid_probe).json()["items"]
+    victim = next(i["pid"] for i in items if i["pid"])
+    say(f"bench: killing Redis ({redis.processes()}) for {outage_s:.0f} s under {rate:.0f} req/s")
+    t_kill = time.time()
+    for p in redis.processes():
+        _os.kill(p, signal.SIGKILL)
+    time.sleep(1.0)
+    redis.pid_path.unlink(missing_ok=True)
+    s = settings.recs
+    promo = json.dumps({"pid": victim, "boost": 3.0, "ts": time.time()}).encode()
+
+    async def append() -> None:
+        log = open_event_log(settings)
+        try:
+            await log.create_topic(s.promos_topic, s.promos_partitions)
+            await log.append(s.promos_topic, [EventIn(promo, victim.encode())])
+        finally:
+            await log.close()
+
+    asyncio.run(append())  # the topic takes it while Redis is down
+    time.sleep(max(0.0, outage_s - (time.time() - t_kill)))
+    redis.start()
+    t_back = time.time()
+    say("bench: Redis is back")
+    cache = open_hot_cache(settings)
+    set_promo(cache, s, victim, out_of_stock=True)
+    honoured_ms = None
+    with httpx.Client(timeout=5.0) as c:
+        while time.time() - t_back < 10:
+            r = c.get(root + prefix + pid_probe)
+            if r.status_code == 200 and all(i["pid"] != victim for i in r.json()["items"]):
+                honoured_ms = round((time.time() - t_back) * 1000)
+                break
+            time.sleep(0.02)
+    time.sleep(3)
+    promo_applied = cache.hgetall(f"{s.key_prefix}promo:{victim}").get("boost")
+    set_promo(cache, s, victim, out_of_stock=False)
+    cache.close()
+    stop.set()
+    for th in threads:
+        th.join(5)
+    during = [x for x in samples if t_kill <= x[0] < t_back]
+    per_s: dict[int, int] = {}
+    for t, code, _ in during:
+        if code >= 500:
+            per_s[int(t - t_kill)] = per_s.get(int(t - t_kill), 0) + 1
+    return {
+        "outage_s": round(t_back - t_kill, 1), "requests_during": len(during),
+        "rate_achieved": round(len(during) / max(1e-9, t_back - t_kill), 1),
+        "degraded_during": sum(1 for x in during if x[2]),
+        "5xx_during": sum(per_s.values()), "5xx_by_second": per_s,
+        "5xx_after_first_second": sum(n for sec, n in per_s.items() if sec >= 1),
+        "out_of_stock_honoured_ms_after_return": honoured_ms,
+        "promo_appended_during_outage_applied": promo_applied == "3.0",
+        "5xx_after_return": sum(1 for t, code, _ in samples if t >= t_back and code >= 500),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from hotpath.cluster.base import NotReady, Service
@@ -63,7 +64,10 @@ class RedisService(Service):
                     # (`hotpath recs warm` rebuilds the hot mirror), but a restart now comes back
                     # warm. The rewrite of a grown AOF forks like a snapshot: only past 64 MB and
                     # doubling, and without fsync during it (the box has 2 cores).
-                    "appendonly yes",
+                    # (Redis 7 started with AOF on and no AOF yet ignores dump.rdb and starts
+                    # empty: a data dir from before AOF starts with it off, and after_ready turns
+                    # it on at runtime, which writes the AOF from what was loaded.)
+                    f"appendonly {'no' if self._upgrading() else 'yes'}",
                     "appendfsync everysec",
                     'appendfilename "appendonly.aof"',
                     "auto-aof-rewrite-percentage 100",
@@ -75,6 +79,26 @@ class RedisService(Service):
                 ]
             ),
         )
+
+    def _upgrading(self) -> bool:
+        """A snapshot but no AOF yet: the data dir of a Redis from before AOF was on."""
+        return (self.data_dir / "dump.rdb").exists() and not (self.data_dir / "appendonlydir").exists()
+
+    def after_ready(self, say=lambda msg: None) -> None:  # noqa: ANN001
+        if not (self.data_dir / "appendonlydir").exists():
+            import redis
+
+            client = redis.Redis(host=self.host, port=self.settings.redis.port, socket_timeout=10)
+            try:
+                client.config_set("appendonly", "yes")  # writes the AOF from the dataset in memory
+                client.config_set("appendfsync", "everysec")
+            finally:
+                client.close()
+            deadline = time.monotonic() + 30
+            while not (self.data_dir / "appendonlydir").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            say("  redis      AOF turned on (appendfsync everysec)")
+            self.prepare()  # the config file says so from now on
 
     def command(self) -> list[str]:
         return [_binary() or "redis-server", str(self.conf_path)]

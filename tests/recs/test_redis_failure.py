@@ -221,3 +221,47 @@ def test_warm_rebuilds_the_hot_mirror_from_the_stores(private, catalog: Catalog,
         assert svc.metrics.count("recs_cache_lookups_total", {"family": "bestsellers", "outcome": "store"}) == 0
     finally:
         svc.close()
+
+
+def test_a_data_dir_from_before_aof_keeps_its_data_and_gets_aof(settings, tmp_path) -> None:
+    """Redis 7 started with AOF on and no AOF yet would ignore dump.rdb and start empty."""
+    import redis as redis_py
+
+    from hotpath.cluster.redis_server import RedisService
+
+    s = settings.model_copy(update={"runtime_dir": tmp_path,
+                                    "redis": settings.redis.model_copy(update={"port": _free_port()})})  # fmt: skip
+    svc = RedisService(s)
+    svc.data_dir.mkdir(parents=True)
+    port = _free_port()
+    old = __import__("subprocess").Popen(["redis-server", "--port", str(port), "--dir", str(svc.data_dir),
+                                          "--save", "", "--appendonly", "no"])  # fmt: skip
+    try:
+        c = redis_py.Redis(port=port)
+        assert _wait(lambda: _ping(c), 10)
+        c.set("old-key", "kept")
+        c.save()
+    finally:
+        old.terminate()
+        old.wait(10)
+    assert not (svc.data_dir / "appendonlydir").exists()
+    svc.start()
+    try:
+        c = redis_py.Redis(port=s.redis.port)
+        assert c.get("old-key") == b"kept"
+        assert c.config_get("appendonly")["appendonly"] == "yes"
+        assert (svc.data_dir / "appendonlydir").exists() and "appendonly yes" in svc.conf_path.read_text()
+    finally:
+        svc.stop()
+    svc.start()  # and once more, now from the AOF
+    try:
+        assert redis_py.Redis(port=s.redis.port).get("old-key") == b"kept"
+    finally:
+        svc.stop()
+
+
+def _ping(c) -> bool:
+    try:
+        return bool(c.ping())
+    except Exception:
+        return False
