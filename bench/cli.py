@@ -12,7 +12,7 @@ import typer
 
 __all__ = ["BENCHES", "register"]
 
-BENCHES: tuple[str, ...] = ("bench.recs",)
+BENCHES: tuple[str, ...] = ("bench.recs", "bench.coview_quality")
 
 
 def register(root: typer.Typer, bench: typer.Typer) -> None:

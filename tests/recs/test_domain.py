@@ -8,15 +8,10 @@ import pytest
 from hotpath.errors import BadInput
 from hotpath.recs.catalog import Catalog, generate, master_uuid
 from hotpath.recs.model import Candidate, PidAttrs, parse_bestsellers, parse_related
-from hotpath.recs.ranking import (
-    Merged,
-    best_pid,
-    gather_related,
-    normalised,
-    top_candidates,
-    widget_terms,
-)
+from hotpath.recs.ranking import best_pid, normalised, widget_terms
 from hotpath.recs.settings import RecsSettings, WidgetRule
+
+from .reference import Merged, gather_related, top_candidates
 
 S = RecsSettings()
 M0, M1 = master_uuid(0), master_uuid(1)
@@ -201,7 +196,9 @@ def test_vector_merge_equals_the_scalar_merge() -> None:
     """merge_rows (numpy, what the service runs) gives the very numbers of gather_related."""
     import random
 
-    from hotpath.recs.ranking import gather_bestsellers, merge_rows, normalised
+    from hotpath.recs.ranking import merge_rows, normalised
+
+    from .reference import gather_bestsellers
 
     rng = random.Random(4)
     ids = [f"m{i:03d}" for i in range(200)]
