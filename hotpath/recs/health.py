@@ -43,7 +43,7 @@ class CacheGate:
         self._retry_at = 0.0
         self.skips = 0
         self.outages = 0
-        self._on_down, self._on_up = on_down, on_up
+        self.on_down, self.on_up = on_down, on_up
 
     def allow(self) -> bool:
         """True when a call may go out: the gate is closed, or a probe is due."""
@@ -68,8 +68,8 @@ class CacheGate:
             else:
                 self._backoff = min(self._backoff * 2, self.max_backoff_s)
             self._retry_at = self._clock() + self._backoff
-        if was_up and self._on_down is not None:
-            self._on_down()
+        if was_up and self.on_down is not None:
+            self.on_down()
 
     def succeeded(self) -> None:
         if self.up:
@@ -79,8 +79,8 @@ class CacheGate:
             self.up = True
             self.down_since = None
             self._backoff = self.min_backoff_s
-        if was_down and self._on_up is not None:
-            self._on_up()
+        if was_down and self.on_up is not None:
+            self.on_up()
 
     def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         if not self.allow():

@@ -89,8 +89,8 @@ class RecsService:
         self.settings = settings
         self.metrics = m = RecsMetrics()
         self.gate = gate or CacheGate()
-        self.gate._on_down = lambda: m.cache_up.set(0)
-        self.gate._on_up = lambda: m.cache_up.set(1)
+        self.gate.on_down = lambda: m.cache_up.set(0)
+        self.gate.on_up = lambda: m.cache_up.set(1)
         self.raw_cache = cache
         self.cache = GuardedCache(cache, self.gate)
         self.store, self.rollups = store, rollups
@@ -161,8 +161,9 @@ class RecsService:
         the background (lists on their next use, rows by the table's refresher)."""
         since = (lost_at if lost_at is not None else time.time() - 3600.0) - _RESYNC_MARGIN_S
         applied = 0
-        try:
-            changes = self.cache.ztop(self.keys.changes, 100_000)
+        try:  # straight to the cache: the subscription just proved it answers (the gate may not know yet)
+            changes = self.raw_cache.ztop(self.keys.changes, 100_000)
+            self.gate.succeeded()
         except HotpathError as exc:
             log.warning("resync: change log unreadable: %s", exc.one_line())
             changes = []

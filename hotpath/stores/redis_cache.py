@@ -74,7 +74,7 @@ class _RedisSubscription(Subscription):
     missed: pub/sub does not keep messages published while nobody listened."""
 
     min_backoff_s = 0.05
-    max_backoff_s = 0.5
+    max_backoff_s = 0.25
 
     def __init__(
         self,
