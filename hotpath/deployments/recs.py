@@ -250,14 +250,15 @@ async def run_promos(settings: Settings, *, from_start: bool = False, stop: thre
         idle_since = time.monotonic()
         while stop is None or not stop.is_set():
             try:
+                got_any = False
                 for p in range(parts):
                     if p not in nxt:
                         v = None if from_start else cache.get(keys.promos_next(s.promos_topic, p))
                         nxt[p] = int(v) if v else 0
-                    recs = await log_.read(s.promos_topic, p, nxt[p], max_records=500,
-                                           timeout_s=0.2 if p == parts - 1 else 0.0)  # fmt: skip
+                    recs = await log_.read(s.promos_topic, p, nxt[p], max_records=500)
                     if not recs:
                         continue
+                    got_any = True
                     rep = applier.apply(recs)
                     if rep.bad:
                         await log_.append(s.promos_dlq_topic, [EventIn(dlq_value(r, why), r.key) for r, why in rep.bad])
@@ -272,6 +273,8 @@ async def run_promos(settings: Settings, *, from_start: bool = False, stop: thre
                     say(f"promos: partition {p} at {nxt[p]}: {totals}")
                     idle_since = time.monotonic()
                 backoff = 0.1
+                if not got_any:  # idle: one pass every 250 ms (the log is polled, cheaply, not waited on)
+                    await asyncio.sleep(_PROMOS_IDLE_S)
             except (ServiceUnavailable, HotpathError) as exc:
                 log.warning("promos consumer: %s; retrying in %.1f s", exc.one_line(), backoff)
                 nxt.clear()  # re-read the checkpoints: nothing is skipped
@@ -283,6 +286,10 @@ async def run_promos(settings: Settings, *, from_start: bool = False, stop: thre
         await log_.close()
         cache.close()
     return totals
+
+
+_PROMOS_IDLE_S = 0.25
+"""Pause of the promos consumer between two passes that found nothing new (bounds a change's delay)."""
 
 
 def _start_promos_thread(settings: Settings) -> threading.Thread:
