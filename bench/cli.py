@@ -19,6 +19,8 @@ BENCHES: tuple[str, ...] = (
     "bench.refresh",
     "bench.druid",
     "bench.ab",
+    "bench.recs",
+    "bench.coview_quality",
 )
 
 

@@ -19,6 +19,7 @@ declare -A PKGS=(
   [espeak-ng]=espeak-ng
   [sox]=sox
   [sipp]=sip-tester
+  [wrk]=wrk  # the external load generator of `hotpath bench recs`
 )
 missing=()
 for bin in "${!PKGS[@]}"; do

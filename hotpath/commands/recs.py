@@ -1,10 +1,8 @@
-"""``hotpath catalog generate|load`` and ``hotpath bench recs``."""
+"""``hotpath catalog generate|load`` (``hotpath bench recs`` lives in ``bench/recs.py``)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -101,36 +99,40 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
             cache.close()
         typer.echo(json.dumps(rep.to_json()))
 
-    @bench.command("recs")
-    def bench_recs(
-        seconds: float = typer.Option(30.0, min=1.0, max=600.0, help="Load time per endpoint"),
-        concurrency: int = typer.Option(32, min=1, max=1024, help="Highest concurrency (the sweep stops earlier)"),
-        sweep: bool = typer.Option(True, "--sweep/--no-sweep",
-                                   help="Measure at the lowest concurrency (2, 4, 8, ...) reaching --target-rps"),
-        target_rps: float = typer.Option(1000.0, min=1.0, help="Rate the sweep looks for"),
-        masters: int = typer.Option(20_000, min=100, max=1_000_000),
-        address: Optional[str] = typer.Option(None, help="Use this running Ray cluster (default: a private one)"),
-        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas (each serves its own port)"),
-        as_json: bool = typer.Option(False, "--json"),
-        config: Optional[Path] = typer.Option(None, "--config"),
-    ) -> None:
-        """Related, best-sellers and rerank through Ray Serve, with the straightforward baseline."""
-        from hotpath.recs.bench import run_bench
+    recs = typer.Typer(no_args_is_help=True, help="Recommendations: operations (warm-up, promos consumer).")
+    root.add_typer(recs, name="recs")
+
+    @recs.command("warm")
+    def warm_cmd(config: Optional[Path] = typer.Option(None, "--config")) -> None:
+        """Rebuild the Redis hot mirror from the dimension and rollup stores (after Redis lost its data)."""
+        from hotpath.recs.loader import warm_hot_mirror
+        from hotpath.stores.factory import open_dimension_store, open_hot_cache
+        from hotpath.stores.redis_fast import bulk_writer
+        from hotpath.stores.rollups import open_rollup_store
 
         s = _settings(config)
-        # Ray prints some teardown notices on stdout ("(raylet) Task ... failed"): with --json,
-        # stdout carries the JSON object only
-        with contextlib.redirect_stdout(sys.stderr):
-            res = run_bench(s, seconds=seconds, concurrency=concurrency, masters=masters, address=address,
-                            replicas=replicas, sweep=sweep, target_rps=target_rps,
-                            say=lambda m: typer.echo(m, err=True))  # fmt: skip
-        if as_json:
-            typer.echo(json.dumps(res))
-        else:
-            for k in ("related", "bestsellers", "rerank"):
-                r, b = res[k], res["baseline"][k]
-                at = f" at c={r['concurrency']}" if "concurrency" in r else ""
-                typer.echo(f"{k:<12} {r['rps']:>9} req/s{at}  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms   "
-                           f"(baseline {b['rps']} req/s, p99 {b['p99_ms']} ms)")  # fmt: skip
-            typer.echo(json.dumps({k: res[k] for k in ("bestsellers_fallback", "freshness", "ratio_vs_baseline")}))
-        sys.stdout.flush()
+        cache, store, rollups = open_hot_cache(s), open_dimension_store(s), open_rollup_store(s, read_only=True)
+        t = time.perf_counter()
+        try:
+            rep = warm_hot_mirror(s.recs, bulk_writer(cache), store, rollups, progress=_progress())
+        finally:
+            rollups.close()
+            store.close()
+            cache.close()
+        typer.echo(json.dumps({**rep, "seconds": round(time.perf_counter() - t, 1)}))
+
+    @recs.command("promos")
+    def promos_cmd(
+        from_start: bool = typer.Option(False, "--from-start", help="Replay the topic from offset 0 (old events are skipped)"),
+        once: bool = typer.Option(False, "--once", help="Stop once caught up (2 s idle)"),
+        config: Optional[Path] = typer.Option(None, "--config"),
+    ) -> None:
+        """Consume the promos topic into Redis (each recs replica also does, unless recs.promos_consumer is off)."""
+        import asyncio
+
+        from hotpath.deployments.recs import run_promos
+
+        s = _settings(config)
+        res = asyncio.run(run_promos(s, from_start=from_start, idle_exit_s=2.0 if once else None,
+                                     say=lambda m: typer.echo(m, err=True)))  # fmt: skip
+        typer.echo(json.dumps(res))

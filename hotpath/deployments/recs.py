@@ -1,8 +1,10 @@
 """The recommendation HTTP face: one Serve deployment doing the whole hot path in-process.
 
 ``GET {prefix}/related``, ``GET {prefix}/bestsellers``, ``GET {prefix}/metrics`` (Prometheus text),
-``GET {prefix}/healthz``. Bad parameters answer 422 ``{"error", "parameter"}``; a store that is down
-answers 503. Handle hops cost milliseconds here, so nothing is delegated to other deployments.
+``GET {prefix}/healthz``, ``PUT {prefix}/promos/{pid}`` (bearer token; appends to the promos topic).
+Bad parameters answer 422 ``{"error", "parameter"}``. With Redis down, answers come from the
+replica's local copies and the stores, marked ``"degraded": true``; 503 only when nothing can answer.
+The replica also consumes the promos topic into Redis (:func:`run_promos`, on its own thread). Handle hops cost milliseconds here, so nothing is delegated to other deployments.
 
 The handler is ``async``: the one Redis read every request makes (the user's history) is awaited on
 an asyncio client, then the service runs inline on local copies (~1 ms of CPU; a thread hop per
@@ -90,6 +92,7 @@ def _ok(body: bytes) -> Response:
 class RecsIngress:
     def __init__(self, settings: Settings, local: bool = True) -> None:
         from hotpath.recs.model import parse_bestsellers, parse_related
+        from hotpath.recs.service import NO_HISTORY
 
         from hotpath.stores.redis_fast import AsyncZReader
 
@@ -105,6 +108,10 @@ class RecsIngress:
                 log.info("recs replica warmed: %s", self.service.warm(masters=settings.recs.warm_masters))
             except HotpathError as exc:  # a cold replica still serves
                 log.warning("recs warm-up failed: %s", exc.one_line())
+        self._no_history = NO_HISTORY
+        self._log = None  # the event log, opened on the first PUT of a promo
+        if local and settings.recs.promos_consumer:
+            _start_promos_thread(settings)
         self._parse_related = parse_related
         self._parse_bestsellers = parse_bestsellers
         if local:
@@ -115,29 +122,36 @@ class RecsIngress:
             # over. 0.5 ms bounds each wait at a tenth of that.
             sys.setswitchinterval(0.0005)
 
+    def choose(self, request: Request, query):
+        """The one place a request's settings or variant is chosen (an experiment's bucketing and
+        exposure hook in here): returns the query to serve, today the parsed one as it is."""
+        return query
+
     async def __call__(self, request: Request) -> Response:
         path = request.url.path.rstrip("/")
         params = dict(request.query_params)
         s = self.settings.recs
         try:
             if path.endswith("/related"):
-                q = self._parse_related(params, s)
+                q = self.choose(request, self._parse_related(params, s))
                 hist = await self._history(q.user_id)
                 a = self.ab.assign(q.user_id, q.widget, hist)
                 res = self.service.related(q, hist, settings=a.settings)
                 self.ab.served(res, q.user_id, q.widget, a)
                 return _ok(res.to_bytes())
             if path.endswith("/bestsellers"):
-                b = self._parse_bestsellers(params, s)
+                b = self.choose(request, self._parse_bestsellers(params, s))
                 hist = await self._history(b.user_id)
                 a = self.ab.assign(b.user_id, b.widget, hist)
                 res = self.service.bestsellers(b, hist, settings=a.settings)
                 self.ab.served(res, b.user_id, b.widget, a)
                 return _ok(res.to_bytes())
+            if request.method == "PUT" and "/promos/" in path:
+                return await self._put_promo(request, path.rpartition("/promos/")[2])
             if path.endswith("/metrics"):
                 return Response(self.service.metrics.exposition(), media_type="text/plain; version=0.0.4")
             if path.endswith("/healthz"):
-                return _json(200, {"ok": True, "hit_rates": self.service.metrics.hit_rates()})
+                return _json(200, {"ok": True, "cache_up": self.service.gate.up, "hit_rates": self.service.metrics.hit_rates()})
             return _json(404, {"error": f"no such endpoint: {path}"})
         except BadInput as exc:
             return _json(422, {"error": exc.message, "parameter": exc.field})
@@ -148,12 +162,56 @@ class RecsIngress:
             log.exception("recs request failed")
             return _json(500, {"error": exc.one_line()})
 
+    async def _put_promo(self, request: Request, pid: str) -> Response:
+        """``PUT {prefix}/promos/{pid}`` with ``Authorization: Bearer <recs.admin_token>`` and a JSON body
+        of :class:`~hotpath.recs.promos.PromoEvent` fields (``pid`` from the path): appended to the
+        promos topic (202), so a manual change takes the same ordered path as every other event."""
+        import hmac
+
+        from hotpath.recs.promos import parse_promo
+        from hotpath.stores.base import EventIn
+
+        token = self.settings.recs.admin_token
+        if token is None:
+            return _json(403, {"error": "the promos admin endpoint is off (set recs.admin_token)"})
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            return _json(401, {"error": "missing or wrong bearer token"})
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise BadInput(f"body is not JSON: {exc}", field="body") from None
+        if not isinstance(body, dict):
+            raise BadInput("body must be a JSON object", field="body")
+        if body.setdefault("pid", pid) != pid:
+            raise BadInput("the body's pid differs from the path's", field="pid")
+        body.setdefault("ts", time.time())
+        value = orjson.dumps(body)
+        ev = parse_promo(value, key=pid.encode())
+        if self._log is None:
+            from hotpath.stores.factory import open_event_log
+
+            self._log = open_event_log(self.settings)
+            await self._log.create_topic(self.settings.recs.promos_topic, self.settings.recs.promos_partitions)
+        [(part, off)] = await self._log.append(self.settings.recs.promos_topic, [EventIn(value, ev.pid.encode())])
+        return _json(202, {"pid": ev.pid, "topic": self.settings.recs.promos_topic, "partition": part, "offset": off})
+
     async def _history(self, user_id: str | None):
-        """The user's two zsets, read without blocking the loop (the one per-request Redis read)."""
+        """The user's two zsets, read without blocking the loop (the one per-request Redis read);
+        ``NO_HISTORY`` while Redis is down (the gate refuses at once, or the read fails)."""
         if user_id is None:
             return None
+        gate = self.service.gate
+        if not gate.allow():
+            return self._no_history
         keys, n = self.service.user_keys(user_id)
-        return await self._areader.ztop_many(keys, n)
+        try:
+            out = await self._areader.ztop_many(keys, n)
+        except ServiceUnavailable:
+            gate.failed()
+            return self._no_history
+        gate.succeeded()
+        return out
 
     def stats(self) -> dict:
         m = self.service.metrics
@@ -171,3 +229,94 @@ class RecsIngress:
             self.service.close()
         except Exception:
             pass
+
+
+# ---------------------------------------------------------------------- the promos topic -> Redis
+async def run_promos(settings: Settings, *, from_start: bool = False, stop: threading.Event | None = None,
+                     idle_exit_s: float | None = None, say=lambda msg: None) -> dict:  # fmt: skip
+    """Consume the promos topic into Redis (:class:`~hotpath.recs.promos.PromoApplier`), bad records to
+    the DLQ topic, the next offset of each partition checkpointed in Redis after each batch.
+
+    ``from_start``: replay from offset 0 (after Redis lost its data; old events are skipped by the
+    per-pid offsets Redis still holds, so nothing old comes back). Redis or the log down: the batch
+    is retried with backoff from the same offset, so nothing is lost. ``idle_exit_s``: return once
+    every partition has been caught up for that long (tests, ``--once``)."""
+    import asyncio
+
+    from hotpath.recs.keys import Keys
+    from hotpath.recs.promos import PromoApplier, dlq_value
+    from hotpath.stores.base import EventIn
+    from hotpath.stores.factory import open_event_log, open_hot_cache
+
+    s = settings.recs
+    keys = Keys(s.key_prefix)
+    cache = open_hot_cache(settings)
+    log_ = open_event_log(settings)
+    applier = PromoApplier(s, cache)
+    totals = {"applied": 0, "skipped_old": 0, "bad": 0}
+    try:
+        await log_.create_topic(s.promos_topic, s.promos_partitions)
+        await log_.create_topic(s.promos_dlq_topic, 1)
+        parts = await log_.partitions(s.promos_topic)
+        nxt: dict[int, int] = {}
+        backoff = 0.1
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            try:
+                got_any = False
+                for p in range(parts):
+                    if p not in nxt:
+                        v = None if from_start else cache.get(keys.promos_next(s.promos_topic, p))
+                        nxt[p] = int(v) if v else 0
+                    recs = await log_.read(s.promos_topic, p, nxt[p], max_records=500)
+                    if not recs:
+                        continue
+                    got_any = True
+                    rep = applier.apply(recs)
+                    if rep.bad:
+                        await log_.append(s.promos_dlq_topic, [EventIn(dlq_value(r, why), r.key) for r, why in rep.bad])
+                        for r, why in rep.bad:
+                            log.warning("promos: bad record %s/%d@%d to %s: %s", r.topic, r.partition, r.offset,
+                                        s.promos_dlq_topic, why)  # fmt: skip
+                    nxt[p] = recs[-1].offset + 1
+                    cache.set(keys.promos_next(s.promos_topic, p), str(nxt[p]))
+                    totals["applied"] += rep.applied
+                    totals["skipped_old"] += rep.skipped_old
+                    totals["bad"] += len(rep.bad)
+                    say(f"promos: partition {p} at {nxt[p]}: {totals}")
+                    idle_since = time.monotonic()
+                backoff = 0.1
+                if not got_any:  # idle: one pass every 250 ms (the log is polled, cheaply, not waited on)
+                    await asyncio.sleep(_PROMOS_IDLE_S)
+            except (ServiceUnavailable, HotpathError) as exc:
+                log.warning("promos consumer: %s; retrying in %.1f s", exc.one_line(), backoff)
+                nxt.clear()  # re-read the checkpoints: nothing is skipped
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                break
+    finally:
+        await log_.close()
+        cache.close()
+    return totals
+
+
+_PROMOS_IDLE_S = 0.25
+"""Pause of the promos consumer between two passes that found nothing new (bounds a change's delay)."""
+
+
+def _start_promos_thread(settings: Settings) -> threading.Thread:
+    """The replica's promos consumer, on a thread with its own event loop (off the serving loop)."""
+    import asyncio
+
+    def run() -> None:
+        while True:
+            try:
+                asyncio.run(run_promos(settings))
+            except Exception:  # a control loop logs a failing step and goes on
+                log.exception("promos consumer failed; restarting in 2 s")
+                time.sleep(2.0)
+
+    t = threading.Thread(target=run, name="recs-promos-consumer", daemon=True)
+    t.start()
+    return t

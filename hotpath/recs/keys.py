@@ -12,12 +12,16 @@ cat:co_view:{cat}              co-viewed category -> score (top 20)             
 cat:bestsellers:{cat}          master -> sales (``_all`` for the whole catalog)        zset
 user:recent_views:{uid}        master -> view time (epoch s)                           zset
 user:recent_cats:{uid}         category -> decaying interest                           zset
-recs:refresh_queue             stale master -> time queued                             zset
+recs:refresh_queue             stale master -> time queued (read by the refresh job)   zset
+recs:changes                   ``pid:{pid}`` / ``master:{mid}`` -> time changed         zset
+recs:consumer:{topic}:{p}      the promos consumer's next offset of partition p         string
 =============================  ======================================================  =========
 
 A change to a pid's attributes or promo is announced on the invalidation channel as
 ``pid:{pid}`` (or ``master:{mid}``), which replicas apply to their local copies; ``cat:{cat}``
-drops a category's local co-view / best-seller copies (re-read on next use).
+drops a category's local co-view / best-seller copies (re-read on next use). Writers of volatile
+signals also record each change in ``recs:changes`` (pruned to the last hour), which a replica
+re-reads when its subscription comes back after a loss (messages published meanwhile are gone).
 """
 
 from __future__ import annotations
@@ -64,6 +68,14 @@ class Keys:
     @property
     def refresh_queue(self) -> str:
         return f"{self.prefix}recs:refresh_queue"
+
+    def promos_next(self, topic: str, partition: int) -> str:
+        """The promos consumer's checkpoint: the next offset of a partition to apply."""
+        return f"{self.prefix}recs:consumer:{topic}:{partition}"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.prefix}recs:changes"
 
     def channel(self, name: str) -> str:
         return f"{self.prefix}{name}"

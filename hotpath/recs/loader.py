@@ -29,7 +29,7 @@ from hotpath.recs.settings import RecsSettings
 from hotpath.recs.table import attr_fields, promo_fields
 from hotpath.stores.base import CategoryCoView, DimensionStore, HotCache, MasterPids, SemanticRelations
 
-__all__ = ["load_catalog", "LoadReport", "set_promo", "Progress"]
+__all__ = ["load_catalog", "LoadReport", "set_promo", "announce", "warm_hot_mirror", "Progress", "CHANGE_LOG_KEEP_S"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -215,7 +215,85 @@ def set_promo(
     ad_bid: float = 0.0,
     flash_sale: bool = False,
 ) -> None:
-    """Write a pid's promo hash and announce it on the invalidation channel (what a promo job does)."""
+    """Write a pid's promo hash and announce it (what a promo job does): see :func:`announce`."""
     keys = Keys(settings.key_prefix)
     cache.hset(keys.promo(pid), promo_fields(boost, out_of_stock, ad_bid, flash_sale))
-    cache.publish(keys.channel(settings.invalidation_channel), f"pid:{pid}|{time.time()!r}")
+    announce(cache, settings, f"pid:{pid}")
+
+
+CHANGE_LOG_KEEP_S = 3600.0
+"""How long ``recs:changes`` remembers a change (a replica resyncs from it after a lost subscription)."""
+
+
+def announce(cache: HotCache, settings: RecsSettings, ident: str, *, now: float | None = None) -> None:
+    """Tell the replicas that ``ident`` (``pid:{pid}`` or ``master:{mid}``) changed: record it in the
+    change log (for a replica whose subscription was down) and publish it on the invalidation channel."""
+    keys = Keys(settings.key_prefix)
+    t = time.time() if now is None else now
+    cache.zadd(keys.changes, {ident: t})
+    cache.zprune_below(keys.changes, t - CHANGE_LOG_KEEP_S)  # what no resync will ask for
+    cache.publish(keys.channel(settings.invalidation_channel), f"{ident}|{t!r}")
+
+
+def warm_hot_mirror(
+    settings: RecsSettings,
+    bulk,
+    store: DimensionStore,
+    rollups,
+    *,
+    masters: list[str] | None = None,
+    chunk: int = 2000,
+    progress: Progress = lambda stage, done, total: None,
+) -> dict[str, int]:
+    """Rebuild the Redis hot mirror from the dimension and rollup stores (after Redis lost its data).
+
+    Best-seller lists of every category (rollups), their co-view lists (dimension store), and for every
+    master on a best-seller list plus ``masters``: ``master:meta``, ``master:pids``, ``pid:attr`` and the
+    semantic relations (dimension store). Not rebuilt: promo fields (the ``promos`` topic is their
+    source: replay it with ``hotpath recs promos --from-start``) and users' recent activity (the
+    streaming jobs rewrite it)."""
+    keys = Keys(settings.key_prefix)
+    tops = rollups.top_sellers_all(settings.bestsellers_per_cat)
+    for c, lst in tops.items():
+        bulk.zset(keys.bestsellers(c), dict(lst))
+    bulk.flush()
+    cats = [c for c in tops if c != ALL_CATEGORIES]
+    progress("bestsellers", len(tops), len(tops))
+    cov = store.get_coview(cats)
+    for c, row in cov.items():
+        bulk.zset(keys.coview(c), {k: float(v) for k, v in row.related_cats.items()})
+    bulk.flush()
+    progress("co_views", len(cov), len(cats))
+    mids = list(dict.fromkeys([m for lst in tops.values() for m, _ in lst] + list(masters or ())))
+    done = 0
+    for lo in range(0, len(mids), chunk):
+        uuids = [UUID(m) for m in mids[lo : lo + chunk]]
+        pid_rows = store.get_master_pids(uuids)
+        sems = store.get_semantic(uuids)
+        for u in uuids:
+            mid = str(u)
+            mp = pid_rows.get(u)
+            if mp is not None:
+                pmeta = {str(p): mp.metadata.get(p, "{}") for p in mp.pids}
+                cat = title = None
+                for p, text in pmeta.items():
+                    try:
+                        d = json.loads(text)
+                    except ValueError:
+                        d = {}
+                    cat, title = cat or d.get("cat"), title or d.get("title")
+                    bulk.hash(keys.attr(p), attr_fields(d.get("price"), d.get("rating"), mid))
+                meta = {"cat": cat or "", "title": title or ""}
+                sem = sems.get(u)
+                if sem is not None:
+                    meta["inference_ts"] = repr(sem.inference_ts.timestamp())
+                bulk.hash(keys.meta(mid), meta)
+                if pmeta:
+                    bulk.hash(keys.pids(mid), pmeta)
+                done += 1
+            sem = sems.get(u)
+            if sem is not None:
+                bulk.zset(keys.sem(mid), {str(k): float(v) for k, v in sem.related_masters.items()}, settings.semantic_ttl_s)
+        bulk.flush()
+        progress("masters", min(lo + chunk, len(mids)), len(mids))
+    return {"categories": len(tops), "co_views": len(cov), "masters": done}

@@ -7,6 +7,10 @@
 * ``recs_stale_master_serves_total``            times a master with old inference was served
 * ``recs_stale_masters``                        distinct stale masters seen (each logged once)
 * ``recs_invalidation_lag_seconds``             publish -> applied in the replica's local copy
+* ``recs_degraded_total{endpoint}``              answers given while the hot cache (Redis) was down
+* ``recs_unavailable_total{endpoint}``           requests nothing could answer (503)
+* ``recs_cache_up``                              1 while the hot cache answers, 0 while reconnecting
+* ``recs_resyncs_total``                         resyncs after the invalidation subscription came back
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ class RecsMetrics:
         self.inval_lag = Histogram(
             "recs_invalidation_lag_seconds", "Invalidation publish to apply", buckets=_BUCKETS, registry=r
         )
+        self.degraded = Counter("recs_degraded", "Answers given while the hot cache was down", ["endpoint"], registry=r)
+        self.unavailable = Counter("recs_unavailable", "Requests nothing could answer", ["endpoint"], registry=r)
+        self.cache_up = Gauge("recs_cache_up", "1 while the hot cache answers", registry=r)
+        self.cache_up.set(1)
+        self.resyncs = Counter("recs_resyncs", "Resyncs after a resubscription", registry=r)
         self.hit_ratio = Gauge("recs_cache_hit_ratio", "Hit ratio per key family", ["family"], registry=r)
         self._counts: dict[tuple[str, str], int] = {}
         self._children: dict[tuple[str, str], object] = {}

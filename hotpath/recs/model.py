@@ -88,9 +88,13 @@ class Item:
     scores: dict[str, float]
     price: float | None = None
     rating: float | None = None
+    title: str | None = None
+    """What a front end renders (when the catalog has it): ``title``, ``image_url``, ``url``."""
+    image_url: str | None = None
+    url: str | None = None
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "master_id": self.master_id,
             "pid": self.pid,
             "category": self.category,
@@ -100,10 +104,17 @@ class Item:
             "price": self.price,
             "rating": self.rating,
         }
+        for f in ("title", "image_url", "url"):  # only those the catalog has
+            v = getattr(self, f)
+            if v is not None:
+                d[f] = v
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Item":
-        return cls(d["master_id"], d["pid"], d["category"], d["score"], tuple(d["signals"]), d["scores"], d["price"], d["rating"])
+        g = d.get
+        return cls(d["master_id"], d["pid"], d["category"], d["score"], tuple(d["signals"]), d["scores"], d["price"],
+                   d["rating"], g("title"), g("image_url"), g("url"))  # fmt: skip
 
 
 class RecsResult:
@@ -114,7 +125,7 @@ class RecsResult:
     (the HTTP path) never build them.
     """
 
-    __slots__ = ("_items", "_dicts", "fallbacks", "stale_masters", "widget", "meta")
+    __slots__ = ("_items", "_dicts", "fallbacks", "stale_masters", "widget", "meta", "degraded")
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class RecsResult:
         meta: dict | None = None,
         *,
         item_dicts: list[dict] | None = None,
+        degraded: bool = False,
     ) -> None:
         self._items = items
         self._dicts = item_dicts
@@ -133,6 +145,8 @@ class RecsResult:
         self.stale_masters = stale_masters
         self.widget = widget
         self.meta = meta if meta is not None else {}
+        self.degraded = degraded
+        """Answered while the hot cache was down: from local copies and the stores, possibly stale."""
 
     @property
     def items(self) -> list[Item]:
@@ -146,6 +160,7 @@ class RecsResult:
             "widget": self.widget,
             "fallbacks": list(self.fallbacks),
             "stale_masters": list(self.stale_masters),
+            "degraded": self.degraded,
             **({"meta": self.meta} if self.meta else {}),
         }
 

@@ -1,23 +1,22 @@
 """The scoring rules of the serving path, as plain functions over plain data.
 
-The rules (category weights, expansion, ``final_score``, ``best_pid``, ``make_item``) are shared by
-the service (:mod:`hotpath.recs.service`) and the brute-force reference (:mod:`hotpath.recs.reference`).
-The merge exists twice: ``gather_related`` / ``gather_bestsellers`` over dicts (the readable
-definition) and ``merge_rows`` over numpy columns (what the service runs); a test holds them equal,
-exactly. The reference scores every master of the catalog by the definitions instead.
+The rules (category weights, expansion, ``widget_terms``, ``best_pid``, ``make_item``) are shared by
+the service (:mod:`hotpath.recs.service`) and the brute-force test oracle (``tests/recs/reference.py``).
+The merge is ``merge_rows`` over numpy columns (what the service runs); its readable definition
+over dicts (``gather_related`` / ``gather_bestsellers``) lives with the test oracle, which holds them
+equal, exactly, and scores every master of the catalog by the definitions.
 
 Order everywhere: score descending, then master id ascending (ties are defined, never arbitrary).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from hotpath.recs.model import Candidate, Item, PidAttrs
+from hotpath.recs.model import PidAttrs
 from hotpath.recs.settings import RecsSettings, WidgetRule
 
 __all__ = [
@@ -25,19 +24,12 @@ __all__ = [
     "normalised",
     "seed_categories",
     "expand_categories",
-    "gather_related",
     "limit_top",
     "related_categories",
     "bestseller_cat_weights",
-    "gather_bestsellers",
-    "base_score",
-    "top_candidates",
     "best_pid",
     "pid_sort_key",
-    "Merged",
-    "keep",
-    "make_item",
-    "final_score",
+    "widget_terms",
     "RowMerged",
     "merge_rows",
     "top_rows",
@@ -100,11 +92,6 @@ def expand_categories(
     return out
 
 
-def base_score(c: Candidate, settings: RecsSettings) -> float:
-    cat = max(c.best_seller, c.co_view, c.user_interest)
-    return settings.semantic_weight * c.semantic + settings.coview_weight * cat
-
-
 def limit_top(weights: Mapping[str, float], n: int) -> dict[str, float]:
     """The ``n`` heaviest entries by (weight desc, key asc)."""
     if len(weights) <= n:
@@ -155,114 +142,6 @@ def bestseller_cat_weights(
     return out
 
 
-def _max_into(d: dict[str, float], pairs: Iterable[tuple[str, float]], w: float, skip: Mapping[str, float]) -> None:
-    get = d.get
-    for mid, s in pairs:
-        v = w * s
-        if v > get(mid, 0.0) and mid not in skip:
-            d[mid] = v
-
-
-class Merged:
-    """Merged candidates as columns: master ids, base scores, and each signal's values by master."""
-
-    __slots__ = ("mids", "base", "signals")
-
-    def __init__(self, mids: list[str], base: list[float], signals: dict[str, dict[str, float]]) -> None:
-        self.mids, self.base, self.signals = mids, base, signals
-
-    def __len__(self) -> int:
-        return len(self.mids)
-
-    def candidate(self, i: int) -> Candidate:
-        m = self.mids[i]
-        g = self.signals
-        c = Candidate(
-            m,
-            g["semantic"].get(m, 0.0),
-            g["best_seller"].get(m, 0.0),
-            g["co_view"].get(m, 0.0),
-            g["user_interest"].get(m, 0.0),
-        )
-        c.base = self.base[i]
-        return c
-
-    def candidates(self) -> list[Candidate]:
-        return [self.candidate(i) for i in range(len(self.mids))]
-
-    def without(self, exclude: Iterable[str]) -> "Merged":
-        ex = set(exclude)
-        keep = [i for i, m in enumerate(self.mids) if m not in ex]
-        return Merged([self.mids[i] for i in keep], [self.base[i] for i in keep], self.signals)
-
-
-def _merged(sem, own, cov, intr, base_fn) -> Merged:
-    mids = list(set(sem).union(own, cov, intr))
-    sg, og, cg, ig = sem.get, own.get, cov.get, intr.get
-    base = [base_fn(sg(m, 0.0), max(og(m, 0.0), cg(m, 0.0), ig(m, 0.0))) for m in mids]
-    return Merged(mids, base, {"semantic": sem, "best_seller": own, "co_view": cov, "user_interest": intr})
-
-
-def gather_related(
-    seeds: Mapping[str, float],
-    semantic: Mapping[str, Sequence[tuple[str, float]]],
-    own_cats: Mapping[str, float],
-    interest_cats: Mapping[str, float],
-    expanded_cats: Mapping[str, float],
-    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
-    settings: RecsSettings,
-    *,
-    normalise: bool = True,
-) -> Merged:
-    """Merge the signals into one candidate per master (dedupe by master), seeds excluded.
-
-    ``semantic``: a seed's related masters with similarity; ``bestsellers``: a category's top
-    sellers with sales (normalised here per category, unless the caller passes them normalised
-    already with ``normalise=False``). Each signal keeps its best (max) value;
-    ``base = semantic_weight * semantic + coview_weight * max(category signals)``.
-    """
-    sem: dict[str, float] = {}
-    for seed, w in seeds.items():
-        _max_into(sem, semantic.get(seed, ()), w, seeds)
-    norm = normalised if normalise else lambda pairs: pairs
-    per_signal = []
-    for cats in (own_cats, expanded_cats, interest_cats):
-        d: dict[str, float] = {}
-        for cat, w in cats.items():
-            _max_into(d, norm(bestsellers.get(cat, ())), w, seeds)
-        per_signal.append(d)
-    own, cov, intr = per_signal
-    sw, cw = settings.semantic_weight, settings.coview_weight
-    return _merged(sem, own, cov, intr, lambda s, c: sw * s + cw * c)
-
-
-def gather_bestsellers(
-    cat_weights: Mapping[str, tuple[float, str]],
-    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
-    settings: RecsSettings,
-) -> Merged:
-    """Union of the categories' top sellers: each signal = max of category weight * normalised sales.
-
-    ``cat_weights``: category -> (weight, signal name: best_seller / co_view / user_interest);
-    ``base = max(signals)``.
-    """
-    per: dict[str, dict[str, float]] = {"best_seller": {}, "co_view": {}, "user_interest": {}}
-    for cat, (w, attr) in cat_weights.items():
-        _max_into(per[attr], normalised(bestsellers.get(cat, ())), w, {})
-    return _merged({}, per["best_seller"], per["co_view"], per["user_interest"], lambda s, c: c)
-
-
-def top_candidates(m: Merged, n: int) -> Merged:
-    """The ``n`` best by (base desc, master id asc), via a heap (the design's top-1000 prune).
-
-    Order is not kept (rerank sorts); with ``n`` or fewer candidates nothing is done.
-    """
-    if len(m) <= n:
-        return m
-    top = heapq.nsmallest(n, zip(m.base, m.mids), key=lambda bm: (-bm[0], bm[1]))
-    return Merged([mid for _, mid in top], [b for b, _ in top], m.signals)
-
-
 def pid_sort_key(a: PidAttrs) -> tuple:
     """Best pid first: in stock, then highest rating, then lowest price, then pid."""
     return (
@@ -277,34 +156,29 @@ def best_pid(pids: Sequence[PidAttrs]) -> PidAttrs | None:
     return min(pids, key=pid_sort_key) if pids else None
 
 
-def final_score(base: float, a: PidAttrs | None, rule: WidgetRule) -> tuple[float, bool]:
-    """``(final, promo_applied)`` for one candidate under one widget's rule."""
+def widget_terms(a: PidAttrs | None, rule: WidgetRule) -> tuple[float, float, bool, bool]:
+    """The widget rule, the one implementation: ``(mult, add, keep, promo)`` of a master whose
+    best pid is ``a``, so ``final = base * mult + add``; ``keep`` False drops it; ``promo`` names
+    the promo signal on the item. The service computes it once per row as rows load
+    (:class:`hotpath.recs.table.MasterTable`); the test oracle calls it per candidate."""
     if a is None:
-        return base, False
+        return 1.0, 0.0, True, False  # no pid known: served without a pid rather than dropped
+    keep = not (rule.drop_out_of_stock and a.out_of_stock)
+    if rule.min_rating > 0 and (a.rating is None or not a.rating >= rule.min_rating):
+        keep = False
+    boosted = bool(rule.boost_power) and a.boost != 1.0
     mult = 1.0
+    if boosted:
+        mult = max(a.boost, 0.0) if rule.boost_power == 1.0 else max(a.boost, 0.0) ** rule.boost_power
     add = 0.0
-    promo = False
-    if rule.boost_power and a.boost != 1.0:
-        mult *= max(a.boost, 0.0) ** rule.boost_power
-        promo = True
     if a.flash_sale:
-        mult *= rule.flash_sale_mult
-        add += rule.flash_sale_add
-        promo = promo or rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0
-    if rule.ad_bid_weight and a.ad_bid:
-        add += rule.ad_bid_weight * a.ad_bid
-        promo = True
-    return base * mult + add, promo
-
-
-def keep(a: PidAttrs | None, rule: WidgetRule) -> bool:
-    if a is None:
-        return True  # no pid known: served without a pid rather than dropped
-    if rule.drop_out_of_stock and a.out_of_stock:
-        return False
-    if rule.min_rating > 0 and (a.rating is None or a.rating < rule.min_rating):
-        return False
-    return True
+        mult = mult * rule.flash_sale_mult
+        add = 0.0 + rule.flash_sale_add
+    bidded = bool(rule.ad_bid_weight) and a.ad_bid != 0.0
+    if bidded:
+        add = add + rule.ad_bid_weight * a.ad_bid
+    promo = boosted or bidded or (a.flash_sale and (rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0))
+    return mult, add, keep, promo
 
 
 def add_promo(signals: list[str], scores: dict[str, float], a: PidAttrs) -> None:
@@ -315,28 +189,6 @@ def add_promo(signals: list[str], scores: dict[str, float], a: PidAttrs) -> None
         scores["ad_bid"] = a.ad_bid
     if a.flash_sale:
         scores["flash_sale"] = 1.0
-
-
-def make_item(c: Candidate, a: PidAttrs | None, category: str | None, final: float, promo: bool) -> Item:
-    signals = []
-    scores: dict[str, float] = {"base": c.base}
-    for name in ("semantic", "best_seller", "co_view", "user_interest"):
-        v = getattr(c, name)
-        if v > 0:
-            signals.append(name)
-            scores[name] = v
-    if promo and a is not None:
-        add_promo(signals, scores, a)
-    return Item(
-        master_id=c.master_id,
-        pid=a.pid if a else None,
-        category=category,
-        score=final,
-        signals=tuple(signals),
-        scores=scores,
-        price=a.price if a else None,
-        rating=a.rating if a else None,
-    )
 
 
 # --------------------------------------------------------------------------- vectorised merge
@@ -362,12 +214,6 @@ class RowMerged:
 
     def take(self, idx: np.ndarray) -> "RowMerged":
         return RowMerged(self.rows[idx], self.base[idx], {k: v[idx] for k, v in self.signals.items()})
-
-    def candidate(self, i: int, master_id: str) -> Candidate:
-        g = self.signals
-        c = Candidate(master_id, *(float(g[n][i]) for n in SIGNAL_NAMES))
-        c.base = float(self.base[i])
-        return c
 
 
 def merge_rows(parts: Mapping[str, Sequence[Part]], exclude: np.ndarray, base: str, settings: RecsSettings) -> RowMerged:

@@ -6,7 +6,7 @@ Everything the serving path decides by is here, so a merchandiser's change is a 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = ["WidgetRule", "RecsSettings", "CatalogSettings", "DEFAULT_WIDGETS"]
 
@@ -103,6 +103,15 @@ class RecsSettings(_Frozen):
     invalidation_channel: str = "recs:invalidate"
     key_prefix: str = ""
     """Prefix of every Redis key the recs product uses (tests use their own)."""
+
+    # volatile signals (promos, stock, ad bids, prices): see hotpath.recs.promos
+    promos_topic: str = "promos"
+    promos_dlq_topic: str = "promos.dlq"
+    promos_partitions: int = Field(4, ge=1, le=256)
+    promos_consumer: bool = True
+    """Each ingress replica consumes the promos topic into Redis (idempotent: per-pid offset order)."""
+    admin_token: SecretStr | None = None
+    """Bearer token of ``PUT {route_prefix}/promos/{pid}``; unset (the default) turns the endpoint off."""
 
     # serving
     max_ongoing_requests: int = Field(256, ge=1)

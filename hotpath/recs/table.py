@@ -25,16 +25,19 @@ from uuid import UUID
 
 import numpy as np
 
+from hotpath.errors import ServiceUnavailable
 from hotpath.recs.keys import Keys
 from hotpath.recs.model import PidAttrs
-from hotpath.recs.ranking import best_pid
+from hotpath.recs.ranking import best_pid, widget_terms
 from hotpath.recs.settings import WidgetRule
 from hotpath.stores.base import DimensionStore, HotCache
 
-__all__ = ["MasterTable", "parse_attrs", "attr_fields", "promo_fields", "widget_terms"]
+__all__ = ["MasterTable", "parse_attrs", "attr_fields", "promo_fields", "DISPLAY_FIELDS"]
 
 log = logging.getLogger(__name__)
 NAN = math.nan
+DISPLAY_FIELDS = ("title", "image_url", "url")
+"""Fields of ``master:meta`` an item carries as they are (when the catalog has them)."""
 
 
 def _f(v: str | None, default: float | None = None) -> float | None:
@@ -84,30 +87,6 @@ def promo_fields(boost: float = 1.0, out_of_stock: bool = False, ad_bid: float =
     }
 
 
-def widget_terms(a: PidAttrs | None, rule: WidgetRule) -> tuple[float, float, bool, bool]:
-    """``(mult, add, keep, promo)`` of a master whose best pid is ``a`` under ``rule``: the same
-    numbers as :func:`hotpath.recs.ranking.final_score` / ``keep`` (``final = base * mult + add``),
-    computed once per row when it is loaded instead of on every request."""
-    if a is None:
-        return 1.0, 0.0, True, False
-    keep = not (rule.drop_out_of_stock and a.out_of_stock)
-    if rule.min_rating > 0 and (a.rating is None or not a.rating >= rule.min_rating):
-        keep = False
-    boosted = bool(rule.boost_power) and a.boost != 1.0
-    mult = 1.0
-    if boosted:
-        mult = max(a.boost, 0.0) if rule.boost_power == 1.0 else max(a.boost, 0.0) ** rule.boost_power
-    add = 0.0
-    if a.flash_sale:
-        mult = mult * rule.flash_sale_mult
-        add = 0.0 + rule.flash_sale_add
-    bidded = bool(rule.ad_bid_weight) and a.ad_bid != 0.0
-    if bidded:
-        add = add + rule.ad_bid_weight * a.ad_bid
-    promo = boosted or bidded or (a.flash_sale and (rule.flash_sale_mult != 1.0 or rule.flash_sale_add != 0.0))
-    return mult, add, keep, promo
-
-
 class MasterTable:
     """Columns by master row: category, inference time, best pid and its attributes."""
 
@@ -144,6 +123,9 @@ class MasterTable:
         self.known: list[bool] = []
         self.pids: list[list[PidAttrs]] = []
         self.best: list[PidAttrs | None] = []
+        self.extra: list[dict[str, str] | None] = []
+        """Per row, what a front end renders beside the ids (``title``, ``image_url``, ``url``: those
+        of :data:`DISPLAY_FIELDS` the master's metadata has), or None."""
         self.loaded_at: list[float] = []
         self._pid_master: dict[str, str] = {}
         self._stale: set[str] = set()
@@ -164,7 +146,7 @@ class MasterTable:
             w: (np.ones(cap), np.zeros(cap), np.ones(cap, dtype=bool), np.zeros(cap, dtype=bool)) for w in self.widgets
         }
         """Per widget, by row: the best pid's ``(mult, add, keep, promo)`` under the widget's rule, so
-        ``final = base * mult + add`` (see :func:`widget_terms`); kept current as rows are set."""
+        ``final = base * mult + add`` (see :func:`hotpath.recs.ranking.widget_terms`); kept current as rows are set."""
 
     # ------------------------------------------------------------------ rows
     def __len__(self) -> int:
@@ -189,7 +171,8 @@ class MasterTable:
                 a[:cap] = o
             self.wterms[w] = grown
 
-    def _set(self, mid: str, known: bool, cat: str | None, ts: float | None, pids: list[PidAttrs]) -> int:
+    def _set(self, mid: str, known: bool, cat: str | None, ts: float | None, pids: list[PidAttrs],
+             extra: dict[str, str] | None = None) -> int:  # fmt: skip
         with self._lock:
             r = self._row.get(mid)
             if r is None:
@@ -202,9 +185,11 @@ class MasterTable:
                 self.known.append(known)
                 self.pids.append(pids)
                 self.best.append(None)
+                self.extra.append(extra)
                 self.loaded_at.append(0.0)
             else:
                 self.cat[r], self.inference_ts[r], self.known[r], self.pids[r] = cat, ts, known, pids
+                self.extra[r] = extra
             for p in pids:
                 self._pid_master[p.pid] = mid
             self._set_best(r)
@@ -295,22 +280,37 @@ class MasterTable:
 
     # ------------------------------------------------------------------ loading
     def load(self, mids: Sequence[str]) -> None:
+        """(Re)load rows: two pipelined reads from the hot cache, the dimension store for what it
+        lacks (written back). With the cache down (:class:`ServiceUnavailable`) every row comes from
+        the store without promo fields, and rows already held are kept as they are."""
         k = self.keys
-        hashes = self._hgetall_many([k.meta(m) for m in mids] + [k.pids(m) for m in mids])
+        down = False
+        try:
+            hashes = self._hgetall_many([k.meta(m) for m in mids] + [k.pids(m) for m in mids])
+        except ServiceUnavailable:
+            down = True
+            mids = [m for m in mids if m not in self._row]
+            hashes = [{} for _ in range(2 * len(mids))]
         n = len(mids)
         metas, pidmaps = hashes[:n], hashes[n:]
         from_store: list[str] = []
         for m, meta, pm in zip(mids, metas, pidmaps):
             if not meta or not pm:
                 from_store.append(m)
-        self._on_lookup("master", "redis", n - len(from_store))
+        if not down:
+            self._on_lookup("master", "redis", n - len(from_store))
         if from_store:
-            got = self._from_store(from_store)
+            got = self._from_store(from_store, write_back=not down)
             pos = {m: i for i, m in enumerate(mids)}
             for m in from_store:
                 metas[pos[m]], pidmaps[pos[m]] = got.get(m, ({}, {}))
         all_pids = [p for pm in pidmaps for p in pm]
-        ph = self._hgetall_many([k.attr(p) for p in all_pids] + [k.promo(p) for p in all_pids])
+        ph: list[dict[str, str]] = []
+        if not down and all_pids:
+            try:
+                ph = self._hgetall_many([k.attr(p) for p in all_pids] + [k.promo(p) for p in all_pids])
+            except ServiceUnavailable:
+                ph = []
         np_ = len(all_pids)
         attrs = dict(zip(all_pids, ph[:np_]))
         promos = dict(zip(all_pids, ph[np_:]))
@@ -318,9 +318,24 @@ class MasterTable:
             pids = [parse_attrs(p, attrs.get(p, {}), promos.get(p, {}), pm[p]) for p in sorted(pm)]
             cat = meta.get("cat") or None
             ts = _f(meta.get("inference_ts"))
-            self._set(m, bool(meta or pm), cat, ts, pids)
+            extra = {f: meta[f] for f in DISPLAY_FIELDS if meta.get(f)} or None
+            self._set(m, bool(meta or pm), cat, ts, pids, extra)
 
-    def _from_store(self, mids: list[str]) -> dict[str, tuple[dict, dict]]:
+    def expire_all(self) -> int:
+        """Queue every row for a background re-read (a resync after the cache came back); rows are
+        served as they are meanwhile."""
+        with self._lock:
+            n = len(self.master_ids)
+            self._loaded_at_np[:n] = self._clock()
+            if self._refresher is not None:
+                self._stale.update(self.master_ids)
+            else:
+                self._loaded_at_np[:n] = 0.0
+                self.loaded_at = [0.0] * n
+        self._wake.set()
+        return n
+
+    def _from_store(self, mids: list[str], *, write_back: bool = True) -> dict[str, tuple[dict, dict]]:
         if self.store is None:
             self._on_lookup("master", "absent", len(mids))
             return {}
@@ -354,9 +369,13 @@ class MasterTable:
             if sem is not None:
                 meta["inference_ts"] = repr(sem.inference_ts.timestamp())
             out[m] = (meta, pm)
-            self.cache.hset(k.meta(m), meta, ttl_s=self.write_back_ttl_s)
-            if pm:
-                self.cache.hset(k.pids(m), pm, ttl_s=self.write_back_ttl_s)
+            if write_back:
+                try:
+                    self.cache.hset(k.meta(m), meta, ttl_s=self.write_back_ttl_s)
+                    if pm:
+                        self.cache.hset(k.pids(m), pm, ttl_s=self.write_back_ttl_s)
+                except ServiceUnavailable:
+                    write_back = False
         self._on_lookup("master", "store", len(out))
         self._on_lookup("master", "absent", len(mids) - len(out))
         return out

@@ -218,7 +218,10 @@ class InMemoryHotCache(HotCache):
                 self._queue.put((sub, str(message)))
             return len(subs)
 
-    def subscribe(self, channel: str, callback: Callable[[str], None]) -> Subscription:
+    def subscribe(
+        self, channel: str, callback: Callable[[str], None], *, on_reconnect: Callable[[float], None] | None = None
+    ) -> Subscription:
+        """``on_reconnect``: accepted for the Redis cache's contract; an in-process cache never drops."""
         with self._lock:
             self._check_open()
             sub = _MemorySubscription(self, channel, callback)

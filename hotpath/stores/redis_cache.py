@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -65,35 +66,85 @@ def _pairs(flat: Sequence[Any], n: int) -> list[tuple[str, float]]:
 
 
 class _RedisSubscription(Subscription):
-    """A pubsub connection and the thread that feeds its messages to the callback."""
+    """A pubsub connection and the thread that feeds its messages to the callback.
 
-    def __init__(self, cache: RedisHotCache, channel: str, callback: Callable[[str], None]) -> None:
+    A lost connection (Redis killed, restarted, a network error) is re-established by the thread
+    with backoff (``min_backoff_s`` doubling to ``max_backoff_s``); once subscribed again it calls
+    ``on_reconnect(lost_at)`` (``time.time()`` of the loss) so the owner can re-read what it may have
+    missed: pub/sub does not keep messages published while nobody listened."""
+
+    min_backoff_s = 0.05
+    max_backoff_s = 0.25
+
+    def __init__(
+        self,
+        cache: RedisHotCache,
+        channel: str,
+        callback: Callable[[str], None],
+        on_reconnect: Callable[[float], None] | None = None,
+    ) -> None:
         self._cache = cache
         self._channel = channel
         self._callback = callback
+        self._on_reconnect = on_reconnect
         self._stop = threading.Event()
-        self._pubsub = cache._client.pubsub(ignore_subscribe_messages=False)
-        with cache._errors("SUBSCRIBE"):
-            self._pubsub.subscribe(channel)
-            # Return only once the server confirmed: a publish right after subscribe() is delivered.
-            while True:
-                msg = self._pubsub.get_message(timeout=5.0)
-                if msg is None:
-                    raise ServiceUnavailable(f"Redis at {cache.address} did not confirm SUBSCRIBE {channel}")
-                if msg["type"] == "subscribe":
-                    break
+        self.reconnects = 0
+        self._pubsub = self._open()
         self._thread = threading.Thread(target=self._run, name=f"hotpath-redis-sub-{channel}", daemon=True)
         self._thread.start()
+
+    def _open(self):
+        cache, channel = self._cache, self._channel
+        pubsub = cache._client.pubsub(ignore_subscribe_messages=False)
+        try:
+            with cache._errors("SUBSCRIBE"):
+                pubsub.subscribe(channel)
+                # Return only once the server confirmed: a publish right after subscribe() is delivered.
+                while True:
+                    msg = pubsub.get_message(timeout=5.0)
+                    if msg is None:
+                        raise ServiceUnavailable(f"Redis at {cache.address} did not confirm SUBSCRIBE {channel}")
+                    if msg["type"] == "subscribe":
+                        break
+        except BaseException:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+            raise
+        return pubsub
+
+    def _resubscribe(self, lost_at: float) -> bool:
+        """Reopen with backoff until it works or the subscription is closed; True when it worked."""
+        with contextlib.suppress(Exception):
+            self._pubsub.close()
+        backoff = self.min_backoff_s
+        while not self._stop.wait(backoff):
+            try:
+                self._pubsub = self._open()
+            except Exception:  # still down: try again later
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            self.reconnects += 1
+            log.warning("subscription to %r on Redis %s re-established", self._channel, self._cache.address)
+            if self._on_reconnect is not None:
+                try:
+                    self._on_reconnect(lost_at)
+                except Exception:
+                    log.exception("resync after resubscribing to %r failed", self._channel)
+            return True
+        return False
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 msg = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-            except (redis.exceptions.RedisError, OSError, ValueError, AttributeError):
+            except (redis.exceptions.RedisError, OSError, ValueError, AttributeError) as exc:
                 if self._stop.is_set():
                     return
-                log.exception("subscription to %r on Redis %s failed; stopping it", self._channel, self._cache.address)
-                return
+                log.warning("subscription to %r on Redis %s lost (%s); reconnecting", self._channel,
+                            self._cache.address, exc)  # fmt: skip
+                if not self._resubscribe(time.time()):
+                    return
+                continue
             if msg is None or msg.get("type") != "message":
                 continue
             try:
@@ -277,8 +328,12 @@ class RedisHotCache(HotCache):
         with self._errors("PUBLISH"):
             return int(self._client.publish(channel, message))
 
-    def subscribe(self, channel: str, callback: Callable[[str], None]) -> Subscription:
-        sub = _RedisSubscription(self, channel, callback)
+    def subscribe(
+        self, channel: str, callback: Callable[[str], None], *, on_reconnect: Callable[[float], None] | None = None
+    ) -> Subscription:
+        """Deliver the channel's messages to ``callback`` on a thread; the subscription survives a
+        Redis restart (re-established with backoff, then ``on_reconnect(lost_at)``)."""
+        sub = _RedisSubscription(self, channel, callback, on_reconnect)
         with self._subs_lock:
             self._subs.append(sub)
         return sub

@@ -198,7 +198,7 @@ def hgetall_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
         out = []
         for key, flat in zip(keys, replies):
             if isinstance(flat, Exception):
-                raise StoreError(f"Redis HGETALL {key} failed: {flat}")
+                raise _reply_error(f"Redis HGETALL {key} failed: {flat}", flat)
             it = iter(flat)
             out.append(dict(zip(it, it)))
         return out
@@ -369,7 +369,7 @@ class AsyncZReader:
         res = []
         for key, flat in zip(keys, replies):
             if isinstance(flat, Exception):
-                raise StoreError(f"Redis ZREVRANGE {key} failed: {flat}")
+                raise _reply_error(f"Redis ZREVRANGE {key} failed: {flat}", flat)
             it = iter(flat)
             rows = [(m, float(v)) for m, v in zip(it, it)]
             if len(rows) > n and rows[n - 1][1] == rows[n][1]:
@@ -387,6 +387,14 @@ class AsyncZReader:
             self._watchdog = None
         if proto is not None and proto.transport is not None:
             proto.transport.close()
+
+
+def _reply_error(message: str, reply: Exception) -> HotpathError:
+    """An error reply: ``LOADING`` (a restarted Redis still reading its AOF) is the server being
+    unavailable for a moment, like a refused connection; anything else is a store error."""
+    if str(reply).startswith("LOADING"):
+        return ServiceUnavailable(message)
+    return StoreError(message)
 
 
 def _command(*parts: bytes) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from hotpath.config import CassandraSettings, Settings
 from hotpath.recs.catalog import Catalog, generate, master_uuid
 from hotpath.recs.loader import load_catalog
-from hotpath.recs.reference import Reference
+from .reference import Reference
 from hotpath.recs.settings import CatalogSettings
 from hotpath.stores.redis_fast import bulk_writer
 from hotpath.stores.rollups import DuckDbRollupStore

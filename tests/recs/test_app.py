@@ -84,3 +84,29 @@ def test_metrics_and_fallbacks_over_http(base_url: str) -> None:
                  "recs_stale_master_serves_total", "recs_cache_hit_ratio"):  # fmt: skip
         assert name in text, name
     assert 'endpoint="related"' in text
+
+
+def test_bench_target_measures_a_running_endpoint(base_url: str, redis_sqlite) -> None:
+    """`hotpath bench recs --target URL`: what `make run` prints is what the benchmark measures."""
+    import shutil
+
+    from bench.recs import run_target
+
+    from .conftest import SMALL
+
+    s, _, _ = redis_sqlite
+    s = s.model_copy(update={"recs": s.recs.model_copy(update={"catalog": SMALL})})
+    gens = ("wrk", "python") if shutil.which("wrk") else ("python",)
+    res = run_target(s, f"{base_url}/related?k=3", seconds=1, concurrency=2, runs=1, target_rps=1,
+                     generators=gens, say=lambda m: None)  # fmt: skip
+    assert res["target"] == base_url
+    for g in gens:
+        for ep in ("related", "bestsellers"):
+            m = res[g][ep]["median"]
+            assert m["rps"] > 0 and m["errors"] == 0 and m["p99_ms"] >= m["p50_ms"] > 0, (g, ep, m)
+
+
+def test_degraded_flag_is_in_every_answer(base_url: str) -> None:
+    body = httpx.get(f"{base_url}/related", params={"master_id": master_uuid(3), "k": 3}, timeout=10).json()
+    assert body["degraded"] is False and body["items"] and "title" in body["items"][0]
+    assert httpx.get(f"{base_url}/healthz", timeout=10).json()["cache_up"] is True

@@ -8,16 +8,10 @@ import pytest
 from hotpath.errors import BadInput
 from hotpath.recs.catalog import Catalog, generate, master_uuid
 from hotpath.recs.model import Candidate, PidAttrs, parse_bestsellers, parse_related
-from hotpath.recs.ranking import (
-    Merged,
-    best_pid,
-    final_score,
-    gather_related,
-    keep,
-    normalised,
-    top_candidates,
-)
+from hotpath.recs.ranking import best_pid, normalised, widget_terms
 from hotpath.recs.settings import RecsSettings, WidgetRule
+
+from .reference import Merged, gather_related, top_candidates
 
 S = RecsSettings()
 M0, M1 = master_uuid(0), master_uuid(1)
@@ -119,16 +113,26 @@ def test_best_pid_in_stock_then_rating_then_price_then_pid() -> None:
 
 def test_widget_rules_are_data() -> None:
     a = PidAttrs("p", 10.0, 4.0, boost=1.5, ad_bid=0.4, flash_sale=True)
-    assert final_score(1.0, a, S.widgets["pdp_related"]) == (1.5, True)
-    f, _ = final_score(1.0, a, S.widgets["sponsored"])
+    def final(base, a, rule):
+        mult, add, _, promo = widget_terms(a, rule)
+        return base * mult + add, promo
+
+    def keep(a, rule):
+        return widget_terms(a, rule)[2]
+
+    assert final(1.0, a, S.widgets["pdp_related"]) == (1.5, True)
+    f, _ = final(1.0, a, S.widgets["sponsored"])
     assert f == pytest.approx(1.5 * 1.2 + 0.5 * 0.4)  # sponsored slots weigh bids
-    f, _ = final_score(1.0, a, S.widgets["homepage"])
+    f, _ = final(1.0, a, S.widgets["homepage"])
     assert f == pytest.approx(1.5 * 1.5 + 0.05)
-    assert final_score(0.3, PidAttrs("q"), S.widgets["sponsored"]) == (0.3, False)
-    assert final_score(0.3, None, S.widgets["sponsored"]) == (0.3, False)
+    assert final(0.3, PidAttrs("q"), S.widgets["sponsored"]) == (0.3, False)
+    assert final(0.3, None, S.widgets["sponsored"]) == (0.3, False)
+    assert widget_terms(PidAttrs("p", boost=2.0), WidgetRule(boost_power=2.0))[0] == 4.0
+    assert widget_terms(PidAttrs("p", boost=2.0), WidgetRule(boost_power=0.0)) == (1.0, 0.0, True, False)
     assert not keep(PidAttrs("p", out_of_stock=True), S.widgets["pdp_related"])
     assert keep(PidAttrs("p", out_of_stock=True), WidgetRule(drop_out_of_stock=False))
     assert not keep(PidAttrs("p", rating=3.0), WidgetRule(min_rating=4.0))
+    assert not keep(PidAttrs("p", rating=None), WidgetRule(min_rating=4.0))
     assert keep(None, S.widgets["pdp_related"])
 
 
@@ -192,7 +196,9 @@ def test_vector_merge_equals_the_scalar_merge() -> None:
     """merge_rows (numpy, what the service runs) gives the very numbers of gather_related."""
     import random
 
-    from hotpath.recs.ranking import gather_bestsellers, merge_rows, normalised
+    from hotpath.recs.ranking import merge_rows, normalised
+
+    from .reference import gather_bestsellers
 
     rng = random.Random(4)
     ids = [f"m{i:03d}" for i in range(200)]

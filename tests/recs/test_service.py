@@ -17,7 +17,7 @@ from hotpath.recs.catalog import Catalog, master_uuid
 from hotpath.recs.keys import Keys
 from hotpath.recs.loader import set_promo
 from hotpath.recs.model import BestsellersQuery, PidAttrs, RelatedQuery
-from hotpath.recs.reference import Reference
+from .reference import Reference
 from hotpath.recs.service import RecsService
 from hotpath.stores.rollups import DuckDbRollupStore
 
@@ -301,11 +301,11 @@ async def test_async_history_reader_matches_the_cache(redis_sqlite, catalog: Cat
         await reader.close()
 
 
-def test_precomputed_widget_terms_equal_the_rule_on_raw_columns(memory_stack, catalog: Catalog) -> None:
-    """The per-row (mult, add, keep, promo) kept as rows load give the very numbers of the rule
-    applied to the raw columns, for every widget, custom rules included."""
-    import numpy as np
-
+def test_precomputed_widget_terms_equal_the_rule_on_each_rows_best_pid(memory_stack, catalog: Catalog) -> None:
+    """The per-row (mult, add, keep, promo) columns the rerank reads are the rule
+    (``ranking.widget_terms``) of each row's best pid, for every widget, custom rules included,
+    also after the columns grew and rows were reloaded."""
+    from hotpath.recs.ranking import widget_terms
     from hotpath.recs.settings import WidgetRule
 
     s, cache, store = memory_stack
@@ -317,16 +317,17 @@ def test_precomputed_widget_terms_equal_the_rule_on_raw_columns(memory_stack, ca
     rs = s.recs.model_copy(update={"widgets": widgets})
     svc = RecsService(rs, cache, store, None, subscribe=False)
     try:
-        rows = np.array(svc.table.rows([master_uuid(i) for i in range(catalog.n_masters)] + [master_uuid(10**9)]))
-        base = np.random.default_rng(1).random(len(rows))
+        rows = svc.table.rows([master_uuid(i) for i in range(catalog.n_masters)] + [master_uuid(10**9)])
+        svc.table.load([master_uuid(i) for i in range(0, catalog.n_masters, 7)])
         t = svc.table
         promos = 0
         for name, rule in widgets.items():
-            f0, k0, p0 = svc._rule_terms(rows, base, rule)
-            mult, add, keep, promo = t.wterms[name]
-            assert (base * mult[rows] + add[rows]).tolist() == f0.tolist(), name
-            assert keep[rows].tolist() == k0.tolist() and promo[rows].tolist() == p0.tolist(), name
-            promos += int(p0.sum())
+            cols = t.wterms[name]
+            for r in rows:
+                want = widget_terms(t.best[r], rule)
+                got = (float(cols[0][r]), float(cols[1][r]), bool(cols[2][r]), bool(cols[3][r]))
+                assert got == want, (name, r)
+                promos += want[3]
         assert promos > 0 and not t.wterms["picky"][2][rows].all()  # the rules did bite
     finally:
         svc.close()

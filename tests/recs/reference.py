@@ -7,25 +7,163 @@ copies, vectorised rerank) against this on the same data: same items, same order
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from hotpath.recs.catalog import Catalog, master_uuid, pid_uuid
 from hotpath.recs.keys import ALL_CATEGORIES
 from hotpath.recs.model import BestsellersQuery, Candidate, Item, PidAttrs, RelatedQuery
 from hotpath.recs.ranking import (
+    add_promo,
     best_pid,
     bestseller_cat_weights,
-    final_score,
-    keep,
-    make_item,
     normalised,
     related_categories,
     seed_categories,
+    widget_terms,
 )
 from hotpath.recs.settings import RecsSettings
 
-__all__ = ["Reference"]
+
+# ----------------------------------------------------------------------------- the merge by definition
+def base_score(c: Candidate, settings: RecsSettings) -> float:
+    cat = max(c.best_seller, c.co_view, c.user_interest)
+    return settings.semantic_weight * c.semantic + settings.coview_weight * cat
+
+
+def _max_into(d: dict[str, float], pairs: Iterable[tuple[str, float]], w: float, skip: Mapping[str, float]) -> None:
+    get = d.get
+    for mid, s in pairs:
+        v = w * s
+        if v > get(mid, 0.0) and mid not in skip:
+            d[mid] = v
+
+
+class Merged:
+    """Merged candidates as columns: master ids, base scores, and each signal's values by master."""
+
+    __slots__ = ("mids", "base", "signals")
+
+    def __init__(self, mids: list[str], base: list[float], signals: dict[str, dict[str, float]]) -> None:
+        self.mids, self.base, self.signals = mids, base, signals
+
+    def __len__(self) -> int:
+        return len(self.mids)
+
+    def candidate(self, i: int) -> Candidate:
+        m = self.mids[i]
+        g = self.signals
+        c = Candidate(
+            m,
+            g["semantic"].get(m, 0.0),
+            g["best_seller"].get(m, 0.0),
+            g["co_view"].get(m, 0.0),
+            g["user_interest"].get(m, 0.0),
+        )
+        c.base = self.base[i]
+        return c
+
+    def candidates(self) -> list[Candidate]:
+        return [self.candidate(i) for i in range(len(self.mids))]
+
+    def without(self, exclude: Iterable[str]) -> "Merged":
+        ex = set(exclude)
+        keep = [i for i, m in enumerate(self.mids) if m not in ex]
+        return Merged([self.mids[i] for i in keep], [self.base[i] for i in keep], self.signals)
+
+
+def _merged(sem, own, cov, intr, base_fn) -> Merged:
+    mids = list(set(sem).union(own, cov, intr))
+    sg, og, cg, ig = sem.get, own.get, cov.get, intr.get
+    base = [base_fn(sg(m, 0.0), max(og(m, 0.0), cg(m, 0.0), ig(m, 0.0))) for m in mids]
+    return Merged(mids, base, {"semantic": sem, "best_seller": own, "co_view": cov, "user_interest": intr})
+
+
+def gather_related(
+    seeds: Mapping[str, float],
+    semantic: Mapping[str, Sequence[tuple[str, float]]],
+    own_cats: Mapping[str, float],
+    interest_cats: Mapping[str, float],
+    expanded_cats: Mapping[str, float],
+    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
+    settings: RecsSettings,
+    *,
+    normalise: bool = True,
+) -> Merged:
+    """Merge the signals into one candidate per master (dedupe by master), seeds excluded.
+
+    ``semantic``: a seed's related masters with similarity; ``bestsellers``: a category's top
+    sellers with sales (normalised here per category, unless the caller passes them normalised
+    already with ``normalise=False``). Each signal keeps its best (max) value;
+    ``base = semantic_weight * semantic + coview_weight * max(category signals)``.
+    """
+    sem: dict[str, float] = {}
+    for seed, w in seeds.items():
+        _max_into(sem, semantic.get(seed, ()), w, seeds)
+    norm = normalised if normalise else lambda pairs: pairs
+    per_signal = []
+    for cats in (own_cats, expanded_cats, interest_cats):
+        d: dict[str, float] = {}
+        for cat, w in cats.items():
+            _max_into(d, norm(bestsellers.get(cat, ())), w, seeds)
+        per_signal.append(d)
+    own, cov, intr = per_signal
+    sw, cw = settings.semantic_weight, settings.coview_weight
+    return _merged(sem, own, cov, intr, lambda s, c: sw * s + cw * c)
+
+
+def gather_bestsellers(
+    cat_weights: Mapping[str, tuple[float, str]],
+    bestsellers: Mapping[str, Sequence[tuple[str, float]]],
+    settings: RecsSettings,
+) -> Merged:
+    """Union of the categories' top sellers: each signal = max of category weight * normalised sales.
+
+    ``cat_weights``: category -> (weight, signal name: best_seller / co_view / user_interest);
+    ``base = max(signals)``.
+    """
+    per: dict[str, dict[str, float]] = {"best_seller": {}, "co_view": {}, "user_interest": {}}
+    for cat, (w, attr) in cat_weights.items():
+        _max_into(per[attr], normalised(bestsellers.get(cat, ())), w, {})
+    return _merged({}, per["best_seller"], per["co_view"], per["user_interest"], lambda s, c: c)
+
+
+def top_candidates(m: Merged, n: int) -> Merged:
+    """The ``n`` best by (base desc, master id asc), via a heap (the design's top-1000 prune).
+
+    Order is not kept (rerank sorts); with ``n`` or fewer candidates nothing is done.
+    """
+    if len(m) <= n:
+        return m
+    top = heapq.nsmallest(n, zip(m.base, m.mids), key=lambda bm: (-bm[0], bm[1]))
+    return Merged([mid for _, mid in top], [b for b, _ in top], m.signals)
+
+
+def make_item(c: Candidate, a: PidAttrs | None, category: str | None, final: float, promo: bool) -> Item:
+    signals = []
+    scores: dict[str, float] = {"base": c.base}
+    for name in ("semantic", "best_seller", "co_view", "user_interest"):
+        v = getattr(c, name)
+        if v > 0:
+            signals.append(name)
+            scores[name] = v
+    if promo and a is not None:
+        add_promo(signals, scores, a)
+    return Item(
+        master_id=c.master_id,
+        pid=a.pid if a else None,
+        category=category,
+        score=final,
+        signals=tuple(signals),
+        scores=scores,
+        price=a.price if a else None,
+        rating=a.rating if a else None,
+    )
+
+
+__all__ = ["Reference", "Merged", "gather_related", "gather_bestsellers", "top_candidates", "make_item"]
 
 
 def _top(pairs, n):
@@ -118,12 +256,17 @@ class Reference:
         for c in ranked:
             i = self._index[c.master_id]
             a = best_pid([self.pid_attrs(j) for j in self.cat.pids_of(i)])
-            if not keep(a, rule):
+            mult, add, keep, promo = widget_terms(a, rule)
+            if not keep:
                 continue
-            f, promo = final_score(c.base, a, rule)
+            f = c.base * mult + add
             scored.append((f, c, a, promo))
         scored.sort(key=lambda t: (-t[0], t[1].master_id))
-        return [make_item(c, a, self.category(c.master_id), f, promo) for f, c, a, promo in scored[:k]]
+        return [
+            dataclasses.replace(make_item(c, a, self.category(c.master_id), f, promo),
+                                title=self.cat.title(self._index[c.master_id]))  # fmt: skip
+            for f, c, a, promo in scored[:k]
+        ]
 
     # ---------------------------------------------------------------- endpoints
     def related(self, q: RelatedQuery) -> list[Item]:

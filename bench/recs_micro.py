@@ -1,6 +1,6 @@
 """In-process micro-benchmark of the recs hot path: CPU-µs per request, no Serve, no HTTP server.
 
-``python -m hotpath.recs.microbench [--masters 20000] [--n 3000] [--keep]``
+``python -m bench.recs_micro [--masters 20000] [--n 3000] [--keep]``
 
 Loads the bench's generated catalog into Redis under its own key prefix (kept between runs with
 ``--keep``; dropped otherwise), builds the replica's objects the way :class:`RecsIngress` does, warms
@@ -34,7 +34,7 @@ def _settings(masters: int):
     d.mkdir(parents=True, exist_ok=True)
     return s.model_copy(
         update={
-            "recs": s.recs.model_copy(update={"key_prefix": f"micro{masters}:"}),
+            "recs": s.recs.model_copy(update={"key_prefix": f"micro{masters}:", "promos_consumer": False}),
             "runtime_dir": d,
             "sqlite": s.sqlite.model_copy(update={"path": d / "dim.sqlite"}),
             "duckdb": s.duckdb.model_copy(update={"path": d / "rollups.duckdb"}),

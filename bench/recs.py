@@ -1,5 +1,11 @@
 """``hotpath bench recs``: the recommendation endpoints through a running Serve app, vs a baseline.
 
+``hotpath bench recs --target URL`` measures any running endpoint instead (what ``make run``
+printed, e.g. ``http://127.0.0.1:18000/v1/recs``): the demo catalog's ids (regenerated from the
+settings, the same seed) drive ``/related`` and ``/bestsellers`` through ``wrk`` (``--generator
+python``: an asyncio + httpx client; ``both``), ``--runs`` times, each at the lowest concurrency
+reaching ``--target-rps``; the median run of each endpoint is reported beside every run.
+
 Steps: load a generated catalog into Redis (bench key prefix), deploy two apps on Ray Serve: the
 service (replica-local columns + pub/sub) and the *baseline* (the same pipeline written the
 straightforward way: every request reads every zset and pipelines HGETALL of every candidate's
@@ -26,12 +32,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from hotpath.config import Settings
 
-__all__ = ["run_bench"]
+__all__ = ["run_bench", "run_target", "run_outage", "register"]
 
 _WRK_LUA = r"""
 local paths = {}
@@ -110,23 +117,24 @@ async def _httpx_load(base: str, paths: list[str], seconds: float, concurrency: 
         "p99_ms": round(_pct(ms, 99), 2),
         "requests": len(lat),
         "errors": errors,
-        "generator": "httpx",
+        "generator": "python",
     }
 
 
-def _load(base: str | list[str], paths: list[str], seconds: float, concurrency: int) -> dict:
+def _load(base: str | list[str], paths: list[str], seconds: float, concurrency: int, generator: str = "wrk") -> dict:
     """Drive one base URL, or several (one per direct-ingress replica) in parallel, splitting the
-    concurrency; several are combined as total rps and the worst p50/p99 (conservative)."""
+    concurrency; several are combined as total rps and the worst p50/p99 (conservative).
+    ``generator``: ``wrk`` (external, in C; the Python client when wrk is missing) or ``python``."""
     bases = [base] if isinstance(base, str) else base
     if len(bases) == 1:
-        if shutil.which("wrk"):
+        if generator == "wrk" and shutil.which("wrk"):
             return _wrk(bases[0], paths, seconds, concurrency)
         return asyncio.run(_httpx_load(bases[0], paths, seconds, concurrency))
     from concurrent.futures import ThreadPoolExecutor
 
     per = max(1, concurrency // len(bases))
     with ThreadPoolExecutor(len(bases)) as ex:
-        outs = list(ex.map(lambda b: _load(b, paths, seconds, per), bases))
+        outs = list(ex.map(lambda b: _load(b, paths, seconds, per, generator), bases))
     return {
         "rps": round(sum(o["rps"] for o in outs), 1),
         "p50_ms": max(o["p50_ms"] for o in outs),
@@ -142,7 +150,8 @@ _PROBE_MARGIN = 1.1
 """A probe must beat the target rate by this much: a full run is longer, so noisier, than its probe."""
 
 
-def _sweep(root, paths: list[str], seconds: float, max_c: int, target_rps: float, probe_s: float, say) -> dict:
+def _sweep(root, paths: list[str], seconds: float, max_c: int, target_rps: float, probe_s: float, say,
+           generator: str = "wrk") -> dict:  # fmt: skip
     """The lowest concurrency (2, 4, 8, ... up to ``max_c``) whose short probe sustains
     ``target_rps`` (with a 10 % margin), then a full ``seconds`` run there (at ``max_c`` when no
     level reaches it); ``target_reached`` says whether the full run did.
@@ -159,7 +168,7 @@ def _sweep(root, paths: list[str], seconds: float, max_c: int, target_rps: float
     probes = []
     chosen = None
     for c in levels:
-        r = _load(root, paths, probe_s, c)
+        r = _load(root, paths, probe_s, c, generator)
         probes.append({"concurrency": c, **{k: r[k] for k in ("rps", "p50_ms", "p99_ms")}})
         say(f"bench:   probe c={c}: {r['rps']} req/s p50 {r['p50_ms']} p99 {r['p99_ms']} ms")
         if r["rps"] >= target_rps * _PROBE_MARGIN:
@@ -167,7 +176,7 @@ def _sweep(root, paths: list[str], seconds: float, max_c: int, target_rps: float
             break
     c = chosen if chosen is not None else max_c
     say(f"bench:   full run at concurrency {c} for {seconds:.0f} s")
-    out = _load(root, paths, seconds, c)
+    out = _load(root, paths, seconds, c, generator)
     out.update({"concurrency": c, "target_rps": target_rps, "target_reached": out["rps"] >= target_rps,
                 "sweep": probes})  # fmt: skip
     return out
@@ -429,3 +438,266 @@ def _machine() -> dict:
     except OSError:
         load1 = None
     return {"cpus": os.cpu_count(), "load1_at_end": load1}
+
+
+def _target_paths(settings: Settings, masters: int | None, n: int = 5000) -> tuple[list[str], list[str]]:
+    """Query paths over the demo catalog (regenerated from the settings: same seed, same ids)."""
+    from hotpath.recs.catalog import generate, master_uuid
+
+    cs = settings.recs.catalog
+    if masters is not None:
+        cs = cs.model_copy(update={"masters": masters})
+    cat = generate(cs)
+    rng = random.Random(5)
+    U = len(cat.user_views)
+    widgets = list(settings.recs.widgets)
+    rel = [
+        f"/related?user_id=u{rng.randrange(U)}&master_id={master_uuid(rng.randrange(cat.n_masters))}"
+        f"&widget={rng.choice(widgets)}&k=20"
+        for _ in range(n)
+    ]
+    bs = [f"/bestsellers?category_id={rng.choice(cat.cat_ids)}&user_id=u{rng.randrange(U)}&k=20" for _ in range(n // 2)]
+    return rel, bs
+
+
+def _split_target(url: str) -> tuple[str, str]:
+    """``http://host:port`` and the route prefix of a target (a base or any example URL under it)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        from hotpath.errors import BadInput
+
+        raise BadInput(f"--target must be an http:// URL, got {url!r}", field="target")
+    path = u.path.rstrip("/")
+    for tail in ("/related", "/bestsellers", "/metrics", "/healthz"):
+        if path.endswith(tail):
+            path = path[: -len(tail)]
+    return f"{u.scheme}://{u.netloc}", path
+
+
+def run_target(
+    settings: Settings,
+    target: str,
+    *,
+    seconds: float = 20.0,
+    concurrency: int = 32,
+    runs: int = 3,
+    target_rps: float = 1000.0,
+    generators: tuple[str, ...] = ("wrk",),
+    masters: int | None = None,
+    say=print,
+) -> dict:
+    """Measure a running endpoint ``runs`` times per generator; the median run of each endpoint."""
+    import httpx
+
+    root, prefix = _split_target(target)
+    rel, bs = _target_paths(settings, masters)
+    probe = httpx.get(root + prefix + rel[0], timeout=10)
+    if probe.status_code != 200:
+        from hotpath.errors import ServiceUnavailable
+
+        raise ServiceUnavailable(f"{target} answered {probe.status_code} to {rel[0]}: {probe.text[:200]}")
+    out: dict = {"target": root + prefix, "machine": _machine(), "config": {
+        "seconds": seconds, "runs": runs, "target_rps": target_rps, "max_concurrency": concurrency}}  # fmt: skip
+    say(f"bench: warming {root + prefix}")
+    _load(root, [prefix + p for p in rel], min(5, seconds), 4)
+    _load(root, [prefix + p for p in bs], min(3, seconds), 4)
+    for gen in generators:
+        res: dict = {}
+        for name, paths in (("related", rel), ("bestsellers", bs)):
+            runs_out = []
+            for i in range(runs):
+                say(f"bench: {gen} {name} run {i + 1}/{runs}")
+                r = _sweep(root, [prefix + p for p in paths], seconds, concurrency, target_rps, min(8.0, seconds), say, gen)
+                r["at"] = time.strftime("%H:%M:%S", time.gmtime())
+                r["load1"] = round(os.getloadavg()[0], 2)
+                runs_out.append(r)
+            med = sorted(runs_out, key=lambda r: r["rps"])[len(runs_out) // 2]
+            res[name] = {
+                "median": {k: med[k] for k in ("rps", "p50_ms", "p99_ms", "concurrency", "errors")},
+                "median_p99_ms": float(np.median([r["p99_ms"] for r in runs_out])),
+                "runs": [{k: r[k] for k in ("at", "load1", "concurrency", "rps", "p50_ms", "p99_ms", "errors")}
+                         for r in runs_out],  # fmt: skip
+            }
+        out[gen] = res
+    return out
+
+
+def register(bench) -> None:
+    """``hotpath bench recs``."""
+    import contextlib
+    import sys
+
+    import typer
+
+    @bench.command("recs")
+    def bench_recs(
+        target: Optional[str] = typer.Option(None, help="Measure this running endpoint (e.g. what `make run` printed)"),
+        seconds: float = typer.Option(30.0, min=1.0, max=600.0, help="Load time per endpoint (per run)"),
+        concurrency: int = typer.Option(32, min=1, max=1024, help="Highest concurrency (the sweep stops earlier)"),
+        sweep: bool = typer.Option(True, "--sweep/--no-sweep",
+                                   help="Measure at the lowest concurrency (2, 4, 8, ...) reaching --target-rps"),
+        target_rps: float = typer.Option(1000.0, min=1.0, help="Rate the sweep looks for"),
+        runs: int = typer.Option(3, min=1, max=20, help="With --target: runs per endpoint (the median is reported)"),
+        generator: str = typer.Option("wrk", help="With --target: wrk, python or both"),
+        masters: Optional[int] = typer.Option(None, min=100, max=1_000_000,
+                                              help="Catalog size (default: 20,000; with --target: the settings' demo catalog)"),
+        address: Optional[str] = typer.Option(None, help="Use this running Ray cluster (default: a private one)"),
+        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas (each serves its own port)"),
+        outage: Optional[float] = typer.Option(None, min=5.0, max=300.0,
+                                               help="With --target: kill this stack's Redis for this many seconds under load"),
+        rate: float = typer.Option(200.0, min=1.0, help="With --outage: request rate"),
+        as_json: bool = typer.Option(False, "--json"),
+        config: Optional[Path] = typer.Option(None, "--config"),
+    ) -> None:
+        """Related and best-sellers through HTTP: a running endpoint (--target), or a private Serve app
+        with the straightforward baseline and in-process rerank timing."""
+        from hotpath.config import load_settings
+        from hotpath.errors import BadInput
+
+        s = load_settings(config)
+        say = lambda m: typer.echo(m, err=True)  # noqa: E731
+        if target is not None and outage is not None:
+            typer.echo(json.dumps(run_outage(s, target, outage_s=outage, rate=rate, masters=masters, say=say)))
+            return
+        if target is not None:
+            gens = ("wrk", "python") if generator == "both" else (generator,)
+            if any(g not in ("wrk", "python") for g in gens):
+                raise BadInput(f"--generator must be wrk, python or both, got {generator!r}", field="generator")
+            res = run_target(s, target, seconds=seconds, concurrency=concurrency, runs=runs, target_rps=target_rps,
+                             generators=gens, masters=masters, say=say)  # fmt: skip
+            if as_json:
+                typer.echo(json.dumps(res))
+            else:
+                for g in gens:
+                    for k in ("related", "bestsellers"):
+                        m = res[g][k]["median"]
+                        typer.echo(f"{g:<6} {k:<12} median of {runs}: {m['rps']:>8} req/s at c={m['concurrency']}  "
+                                   f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  errors {m['errors']}")  # fmt: skip
+            return
+        # Ray prints some teardown notices on stdout ("(raylet) Task ... failed"): with --json,
+        # stdout carries the JSON object only
+        with contextlib.redirect_stdout(sys.stderr):
+            res = run_bench(s, seconds=seconds, concurrency=concurrency, masters=masters or 20_000, address=address,
+                            replicas=replicas, sweep=sweep, target_rps=target_rps, say=say)  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps(res))
+        else:
+            for k in ("related", "bestsellers", "rerank"):
+                r, b = res[k], res["baseline"][k]
+                at = f" at c={r['concurrency']}" if "concurrency" in r else ""
+                typer.echo(f"{k:<12} {r['rps']:>9} req/s{at}  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms   "
+                           f"(baseline {b['rps']} req/s, p99 {b['p99_ms']} ms)")  # fmt: skip
+            typer.echo(json.dumps({k: res[k] for k in ("bestsellers_fallback", "freshness", "ratio_vs_baseline")}))
+        sys.stdout.flush()
+
+
+def run_outage(settings: Settings, target: str, *, outage_s: float = 30.0, rate: float = 200.0,
+               masters: int | None = None, say=print) -> dict:  # fmt: skip
+    """Redis killed (SIGKILL) for ``outage_s`` under ``rate`` req/s of ``/related``, then restarted:
+    5xx per second of the outage, degraded answers, how long after Redis's return an out-of-stock is
+    honoured, and whether a promo event appended meanwhile was applied (nothing lost from the topic).
+
+    Kills the Redis of *these settings* (``hotpath services``' own, by its PID file): run it on a
+    private stack, never on a shared one."""
+    import os as _os
+    import signal
+    import threading
+
+    import httpx
+
+    from hotpath.cluster.redis_server import RedisService
+    from hotpath.recs.loader import set_promo
+    from hotpath.stores.base import EventIn
+    from hotpath.stores.factory import open_event_log, open_hot_cache
+
+    root, prefix = _split_target(target)
+    rel, _ = _target_paths(settings, masters, n=2000)
+    redis = RedisService(settings)
+    if not redis.processes():
+        from hotpath.errors import ServiceUnavailable
+
+        raise ServiceUnavailable("no Redis of these settings is running (start it with `hotpath services up`)")
+    samples: list[tuple[float, int, bool]] = []
+    stop = threading.Event()
+
+    def driver(k: int) -> None:
+        with httpx.Client(timeout=2.0) as c:
+            i, t_next = k, time.perf_counter()
+            while not stop.is_set():
+                t_next += 4.0 / rate
+                try:
+                    r = c.get(root + prefix + rel[i % len(rel)])
+                    samples.append((time.time(), r.status_code, r.status_code == 200 and b'"degraded":true' in r.content))
+                except httpx.HTTPError:
+                    samples.append((time.time(), 599, False))
+                i += 4
+                d = t_next - time.perf_counter()
+                if d > 0:
+                    time.sleep(d)
+                else:
+                    t_next = time.perf_counter()
+
+    threads = [threading.Thread(target=driver, args=(k,), daemon=True) for k in range(4)]  # rate / 4 each
+    for th in threads:
+        th.start()
+    time.sleep(5)
+    pid_probe = f"/related?master_id={rel[0].split('master_id=')[1].split('&')[0]}&k=10"
+    with httpx.Client(timeout=5.0) as c:
+        items = c.get(root + prefix + pid_probe).json()["items"]
+    victim = next(i["pid"] for i in items if i["pid"])
+    say(f"bench: killing Redis ({redis.processes()}) for {outage_s:.0f} s under {rate:.0f} req/s")
+    t_kill = time.time()
+    for p in redis.processes():
+        _os.kill(p, signal.SIGKILL)
+    time.sleep(1.0)
+    redis.pid_path.unlink(missing_ok=True)
+    s = settings.recs
+    promo = json.dumps({"pid": victim, "boost": 3.0, "ts": time.time()}).encode()
+
+    async def append() -> None:
+        log = open_event_log(settings)
+        try:
+            await log.create_topic(s.promos_topic, s.promos_partitions)
+            await log.append(s.promos_topic, [EventIn(promo, victim.encode())])
+        finally:
+            await log.close()
+
+    asyncio.run(append())  # the topic takes it while Redis is down
+    time.sleep(max(0.0, outage_s - (time.time() - t_kill)))
+    redis.start()
+    t_back = time.time()
+    say("bench: Redis is back")
+    cache = open_hot_cache(settings)
+    set_promo(cache, s, victim, out_of_stock=True)
+    honoured_ms = None
+    with httpx.Client(timeout=5.0) as c:
+        while time.time() - t_back < 10:
+            r = c.get(root + prefix + pid_probe)
+            if r.status_code == 200 and all(i["pid"] != victim for i in r.json()["items"]):
+                honoured_ms = round((time.time() - t_back) * 1000)
+                break
+            time.sleep(0.02)
+    time.sleep(3)
+    promo_applied = cache.hgetall(f"{s.key_prefix}promo:{victim}").get("boost")
+    set_promo(cache, s, victim, out_of_stock=False)
+    cache.close()
+    stop.set()
+    for th in threads:
+        th.join(5)
+    during = [x for x in samples if t_kill <= x[0] < t_back]
+    per_s: dict[int, int] = {}
+    for t, code, _ in during:
+        if code >= 500:
+            per_s[int(t - t_kill)] = per_s.get(int(t - t_kill), 0) + 1
+    return {
+        "outage_s": round(t_back - t_kill, 1), "requests_during": len(during),
+        "rate_achieved": round(len(during) / max(1e-9, t_back - t_kill), 1),
+        "degraded_during": sum(1 for x in during if x[2]),
+        "5xx_during": sum(per_s.values()), "5xx_by_second": per_s,
+        "5xx_after_first_second": sum(n for sec, n in per_s.items() if sec >= 1),
+        "out_of_stock_honoured_ms_after_return": honoured_ms,
+        "promo_appended_during_outage_applied": promo_applied == "3.0",
+        "5xx_after_return": sum(1 for t, code, _ in samples if t >= t_back and code >= 500),
+    }
