@@ -609,8 +609,9 @@ def run_outage(settings: Settings, target: str, *, outage_s: float = 30.0, rate:
 
     from hotpath.cluster.redis_server import RedisService
     from hotpath.recs.loader import set_promo
-    from hotpath.stores.base import EventIn
-    from hotpath.stores.factory import open_event_log, open_hot_cache
+    from hotpath.streams.base import EventIn
+    from hotpath.stores.factory import open_hot_cache
+    from hotpath.streams.factory import open_event_log
 
     root, prefix = _split_target(target)
     rel, _ = _target_paths(settings, masters, n=2000)

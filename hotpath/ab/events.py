@@ -26,7 +26,7 @@ import orjson
 
 from hotpath.ab.experiments import Assignment
 from hotpath.errors import BadInput, StreamError
-from hotpath.stores.base import EventIn, EventLog
+from hotpath.streams.base import EventIn, EventLog
 
 __all__ = ["OUTCOME_TYPES", "Exposure", "Outcome", "ExposureBuffer", "encode", "decode", "read_events", "append_events"]
 

@@ -185,7 +185,7 @@ class MetricsExporter:
     async def _end_offsets(self, status: dict) -> dict[int, int]:
         try:
             if self._log is None:
-                from hotpath.stores.factory import open_event_log
+                from hotpath.streams.factory import open_event_log
 
                 self._log = open_event_log(self.settings)
             topic = status.get("topic") or self.settings.streaming.topic

@@ -67,7 +67,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         from hotpath.ab.events import read_events
         from hotpath.ab.experiments import load_experiments_file
         from hotpath.config import load_settings
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         s = load_settings(config)
         exp = load_experiments_file(_experiments_path(s, experiments), s.recs).get(experiment)
@@ -138,7 +138,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         from hotpath.ab.export import to_amplitude
         from hotpath.clients.amplitude import AmplitudeClient
         from hotpath.config import load_settings
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         s = load_settings(config)
         client = AmplitudeClient.from_settings(s)

@@ -77,7 +77,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file (else HOTPATH_CONFIG)"),
     ) -> None:
         """Services, apps, co-view lag and checkpoint age, devices and request rates in one view."""
-        from hotpath.cluster.overview import gather
+        from hotpath.commands.overview import gather
         from hotpath.config import load_settings
 
         view = gather(load_settings(config))

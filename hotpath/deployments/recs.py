@@ -99,7 +99,7 @@ class RecsIngress:
         self.settings = settings
         self.service = build_service(settings, local=local)
         from hotpath.ab.hook import AbHook
-        from hotpath.stores.factory import open_event_log
+        from hotpath.streams.factory import open_event_log
 
         self.ab = AbHook.from_settings(settings, open_event_log)  # A/B experiments (no-op without a file)
         self._areader = AsyncZReader(self.service.cache, settings)
@@ -169,7 +169,7 @@ class RecsIngress:
         import hmac
 
         from hotpath.recs.promos import parse_promo
-        from hotpath.stores.base import EventIn
+        from hotpath.streams.base import EventIn
 
         token = self.settings.recs.admin_token
         if token is None:
@@ -189,7 +189,7 @@ class RecsIngress:
         value = orjson.dumps(body)
         ev = parse_promo(value, key=pid.encode())
         if self._log is None:
-            from hotpath.stores.factory import open_event_log
+            from hotpath.streams.factory import open_event_log
 
             self._log = open_event_log(self.settings)
             await self._log.create_topic(self.settings.recs.promos_topic, self.settings.recs.promos_partitions)
@@ -245,8 +245,9 @@ async def run_promos(settings: Settings, *, from_start: bool = False, stop: thre
 
     from hotpath.recs.keys import Keys
     from hotpath.recs.promos import PromoApplier, dlq_value
-    from hotpath.stores.base import EventIn
-    from hotpath.stores.factory import open_event_log, open_hot_cache
+    from hotpath.streams.base import EventIn
+    from hotpath.stores.factory import open_hot_cache
+    from hotpath.streams.factory import open_event_log
 
     s = settings.recs
     keys = Keys(s.key_prefix)

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hotpath.errors import BadInput
 from hotpath.recs.keys import Keys
 from hotpath.recs.settings import RecsSettings
-from hotpath.stores.base import HotCache, LogRecord
+from hotpath.stores.base import HotCache
+from hotpath.streams.base import LogRecord
 
 __all__ = ["PromoEvent", "PromoApplier", "ApplyReport", "parse_promo", "PROMO_FIELDS", "dlq_value"]
 

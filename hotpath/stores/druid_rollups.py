@@ -339,7 +339,7 @@ class DruidRollups(RollupStore):
         idempotent; partition by key as every EventLog does)."""
         if not msgs:
             return 0
-        from hotpath.stores.base import EventIn
+        from hotpath.streams.base import EventIn
 
         async def go() -> int:
             if self._log is None:

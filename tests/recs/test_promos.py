@@ -13,7 +13,7 @@ import pytest
 from hotpath.errors import BadInput
 from hotpath.recs.keys import Keys
 from hotpath.recs.promos import PromoEvent, parse_promo
-from hotpath.stores.base import EventIn
+from hotpath.streams.base import EventIn
 
 from .conftest import recs_settings_for
 
@@ -45,7 +45,7 @@ def promo_settings(settings, tmp_path):
 
 
 async def _append(s, events: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
-    from hotpath.stores.factory import open_event_log
+    from hotpath.streams.factory import open_event_log
 
     log = open_event_log(s)
     try:
@@ -56,7 +56,7 @@ async def _append(s, events: list[tuple[bytes | None, bytes]]) -> list[tuple[int
 
 
 async def _read_all(s, topic: str) -> list:
-    from hotpath.stores.factory import open_event_log
+    from hotpath.streams.factory import open_event_log
 
     log = open_event_log(s)
     try:
