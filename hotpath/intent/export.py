@@ -1,4 +1,4 @@
-"""Write the BERT-Tiny of :mod:`hotpath.intent.bert` as an ONNX graph, op for op, and quantise it.
+"""Write a BERT encoder as an ONNX graph, op for op (the intent BERT-Tiny, or a sentence encoder), and quantise it.
 
 Inputs ``input_ids`` and ``attention_mask`` (int64 ``[batch, seq]``, ``seq <= max_length``);
 output ``logits`` (float ``[batch, n_labels]``, before temperature). Opset 17: Gather embeddings,
@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hotpath.errors import ModelError
 from hotpath.intent.bert import MASK_NEG, BertConfig
 
-__all__ = ["build_onnx", "save_onnx", "quantize_int8", "OPSET"]
+__all__ = ["build_onnx", "build_bert_onnx", "save_onnx", "quantize_int8", "OPSET"]
 
 OPSET = 17
 
@@ -49,11 +49,27 @@ class _Graph:
 
 def build_onnx(params: dict[str, np.ndarray], cfg: BertConfig) -> onnx.ModelProto:
     """The inference graph for ``params`` (numpy or jax arrays, as laid out by ``bert.param_shapes``)."""
+    return build_bert_onnx(params, cfg, head="classifier")
+
+
+def build_bert_onnx(
+    params: dict[str, np.ndarray], cfg: BertConfig, *, head: str = "classifier", name: str | None = None
+) -> onnx.ModelProto:
+    """A post-LN BERT encoder with masked mean pooling and one of two heads.
+
+    ``head="classifier"``: output ``logits`` ``[batch, n_labels]`` from ``cls_w``/``cls_b`` (the
+    intent model). ``head="sentence"``: output ``embeddings`` ``[batch, hidden]``, the pooled vector
+    L2-normalised (sentence encoders such as all-MiniLM-L6-v2; ``cls_*`` are not needed). ``params``
+    use the layout of ``bert.param_shapes`` (``[in, out]`` matrices; ``pos_emb`` may carry any
+    token-type row already folded in, and as many positions as the model has).
+    """
+    if head not in ("classifier", "sentence"):
+        raise ModelError(f"unknown BERT head {head!r} (classifier or sentence)")
     p = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
     g = _Graph()
-    for name, value in p.items():
-        if not name.startswith("dist_"):
-            g.const(name, value)
+    for pname, value in p.items():
+        if not pname.startswith("dist_") and not (head == "sentence" and pname.startswith("cls_")):
+            g.const(pname, value)
     h, nh = cfg.hidden, cfg.heads
     dh = h // nh
     one = g.const("one", np.array(1.0, np.float32))
@@ -91,17 +107,24 @@ def build_onnx(params: dict[str, np.ndarray], cfg: BertConfig) -> onnx.ModelProt
     summed = g.op("ReduceSum", [g.op("Mul", [x, g.op("Unsqueeze", [maskf, axes2])]), axes1], keepdims=0)
     count = g.op("Max", [g.op("ReduceSum", [maskf, axes1], keepdims=1), one])
     pooled = g.op("Div", [summed, count])
-    logits = g.linear(pooled, "cls_w", "cls_b")
-    g.nodes.append(helper.make_node("Identity", [logits], ["logits"], name="logits"))
+    if head == "classifier":
+        out_name, out_dim = "logits", cfg.n_labels
+        out = g.linear(pooled, "cls_w", "cls_b")
+    else:
+        out_name, out_dim = "embeddings", h
+        eps = g.const("l2_eps", np.array(1e-12, np.float32))
+        sq = g.op("ReduceSum", [g.op("Mul", [pooled, pooled]), axes1], keepdims=1)
+        out = g.op("Div", [pooled, g.op("Max", [g.op("Sqrt", [sq]), eps])])
+    g.nodes.append(helper.make_node("Identity", [out], [out_name], name=out_name))
 
     graph = helper.make_graph(
         g.nodes,
-        "bert_tiny_intent",
+        name or ("bert_tiny_intent" if head == "classifier" else "bert_sentence_encoder"),
         [
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
         ],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", cfg.n_labels])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["batch", out_dim])],
         g.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="hotpath")
