@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hotpath.cloud.settings import CloudAppSettings
 from hotpath.errors import ConfigError
 from hotpath.intent.settings import IntentSettings
 from hotpath.recs.settings import RecsSettings
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
     streaming: StreamingSettings = StreamingSettings()
     voice: VoiceSettings = VoiceSettings()
     intent: IntentSettings = IntentSettings()
+    cloud: CloudAppSettings = CloudAppSettings()
 
     @field_validator("runtime_dir")
     @classmethod

@@ -4,7 +4,7 @@
 profile     services (started in this order)
 ==========  =========================================
 embedded    redis, mosquitto, ray
-full        redis, mosquitto, kafka, cassandra, ray
+full        redis, mosquitto, kafka, cassandra, postgres, ray
 ==========  =========================================
 
 ``up`` is idempotent (a running, healthy service is reused; a healthy server that hotpath did not
@@ -25,6 +25,7 @@ from hotpath.cluster.base import Service, ServiceStatus
 from hotpath.cluster.cassandra import CassandraService
 from hotpath.cluster.kafka import KafkaService
 from hotpath.cluster.mosquitto import MosquittoService
+from hotpath.cluster.postgres import PostgresService
 from hotpath.cluster.ray_head import RayService
 from hotpath.cluster.redis_server import RedisService
 from hotpath.config import Settings
@@ -37,6 +38,7 @@ ALL_SERVICES: tuple[type[Service], ...] = (
     MosquittoService,
     KafkaService,
     CassandraService,
+    PostgresService,
     RayService,
 )
 PROFILES: dict[str, tuple[type[Service], ...]] = {

@@ -1,0 +1,1 @@
+"""Outbound clients: LLM (OpenAI-compatible) and other HTTP services."""
