@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from hotpath.cluster.base import Service, ServiceStatus
 from hotpath.cluster.cassandra import CassandraService
 from hotpath.cluster.kafka import KafkaService
+from hotpath.cluster.llama import LlamaService
 from hotpath.cluster.mosquitto import MosquittoService
 from hotpath.cluster.postgres import PostgresService
 from hotpath.cluster.ray_head import RayService
@@ -39,11 +40,13 @@ ALL_SERVICES: tuple[type[Service], ...] = (
     KafkaService,
     CassandraService,
     PostgresService,
+    LlamaService,
     RayService,
 )
+"""Every service ``down`` stops. The llama.cpp server is in no profile: the cloud app starts it."""
 PROFILES: dict[str, tuple[type[Service], ...]] = {
     "embedded": (RedisService, MosquittoService, RayService),
-    "full": ALL_SERVICES,
+    "full": (RedisService, MosquittoService, KafkaService, CassandraService, PostgresService, RayService),
 }
 
 Say = Callable[[str], None]
