@@ -12,7 +12,7 @@ import typer
 
 __all__ = ["BENCHES", "register"]
 
-BENCHES: tuple[str, ...] = ()
+BENCHES: tuple[str, ...] = ("bench.cloud",)
 
 
 def register(root: typer.Typer, bench: typer.Typer) -> None:

@@ -24,6 +24,7 @@ AREAS = (
     "hotpath.coview.cli",
     "hotpath.voice.cli",
     "hotpath.intent.cli",
+    "hotpath.commands.cloud",
 )
 
 

@@ -188,7 +188,7 @@ class PgVectorStore(VectorStore):
         return self._run(write)
 
     def bulk_load(self, tenant_id: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """COPY the rows in, with the HNSW index dropped and rebuilt after (much faster than inserts)."""
+        """COPY the rows in (as the admin), the HNSW index dropped and rebuilt after (much faster than inserts)."""
         from psycopg import sql
 
         vectors = check_vectors(vectors, len(chunks))
@@ -198,8 +198,9 @@ class PgVectorStore(VectorStore):
         self._run(lambda c: c.execute(sql.SQL("DROP INDEX IF EXISTS {}.chunks_hnsw").format(schema)), admin=True)
 
         def copy(conn) -> None:  # noqa: ANN001
+            # COPY is refused under row-level security: the admin loads, and the table's CHECK
+            # (tenant_id = this schema's tenant) still holds every row to its tenant.
             with conn.transaction():
-                self._scope(conn, tenant_id)
                 with conn.cursor() as cur:
                     with cur.copy(sql.SQL("COPY {} (chunk_id, tenant_id, doc_id, ordinal, title, body, source, meta,"
                                           " embedding) FROM STDIN").format(table)) as cp:
@@ -207,7 +208,7 @@ class PgVectorStore(VectorStore):
                             cp.write_row((ch.chunk_id, tenant_id, ch.doc_id, ch.ordinal, ch.title, ch.text,
                                           ch.source, json.dumps(ch.meta), _vec(v)))
 
-        self._run(copy)
+        self._run(copy, admin=True)
         self._run(lambda c: c.execute(sql.SQL(
             "CREATE INDEX IF NOT EXISTS chunks_hnsw ON {} USING hnsw (embedding vector_cosine_ops)"
             " WITH (m = {}, ef_construction = {})").format(
