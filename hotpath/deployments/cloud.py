@@ -21,7 +21,7 @@ __all__ = ["CloudIngress"]
 
 @serve.deployment
 class CloudIngress:
-    def __init__(self, settings: Settings, profile: str) -> None:
+    def __init__(self, settings: Settings, profile: str | None) -> None:
         from hotpath.deployments.cloud_wiring import build_gateway
 
         self.settings = settings

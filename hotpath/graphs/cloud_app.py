@@ -79,7 +79,7 @@ def _start_llm(settings: Settings, say: Callable[[str], None]) -> str:
     return f"llama.cpp {settings.cloud.llm.model} on {svc.address}"
 
 
-def deploy_cloud(settings: Settings, profile: str):  # noqa: ANN201
+def deploy_cloud(settings: Settings, profile: str | None):  # noqa: ANN201
     from ray import serve
     from ray.serve.config import HTTPOptions
     from ray.serve.schema import LoggingConfig
@@ -103,7 +103,7 @@ def start(settings: Settings, say: Callable[[str], None]):  # noqa: ANN201
     from hotpath.cluster.connect import connect_ray
     from hotpath.deployments.cloud_wiring import build_service, ingest_folder
 
-    profile = "full" if settings.cloud.store == "postgres" else "embedded"
+    profile = {"postgres": "full", "file": "embedded"}.get(settings.cloud.store)  # auto: settings.profile
     tenant = settings.voice.tenant_id
     if settings.cloud.provision_demo:
         service = build_service(settings, profile, llm=None)
