@@ -122,7 +122,8 @@ class Gateway:
             resp = self._error(500, "internal error")
         self.audit({
             "ts": round(time.time(), 3), "tenant": ctx["tenant"], "key_id": ctx["key"], "method": method.upper(),
-            "route": route if resp.status != 404 or _DOCS.match(route) or route in ("/query", "/healthz") else "?",
+            "claimed_tenant": headers.get("x-tenant-id"),
+            "route": route if route in ("/query", "/healthz") or _DOCS.match(route) else "other",
             "status": resp.status, "ms": round((time.perf_counter() - t0) * 1000, 2),
             "mode": resp.body.get("mode"), "device": ctx.get("device"),
         })
