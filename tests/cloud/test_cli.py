@@ -68,3 +68,26 @@ def test_configure_points_the_edge_at_the_demo_tenant(runtime) -> None:
     assert configure(auto, "full").cloud.store == "postgres"
     assert configure(auto, "embedded").cloud.store == "file"
     assert (runtime / "data" / "cloud" / f"edge-{s.voice.tenant_id}.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_start_apps_runs_configure_steps_first_and_threads_their_settings() -> None:
+    from hotpath.cluster.apps import AppStarter, start_apps
+
+    s = load_settings()
+    seen: list[str | None] = []
+
+    def configure(settings, profile):
+        edge = settings.voice.cloud.model_copy(update={"endpoint": f"http://x/{profile}"})
+        return settings.model_copy(update={"voice": settings.voice.model_copy(update={"cloud": edge})})
+
+    def voice(settings, say):  # started before the configuring app, still sees its settings
+        seen.append(settings.voice.cloud.endpoint)
+        return []
+
+    def cloud(settings, say):
+        seen.append(settings.voice.cloud.endpoint)
+        return []
+
+    start_apps(s, "embedded", lambda m: None, [AppStarter("voice", voice), AppStarter("cloud", cloud, configure=configure)])
+    assert seen == ["http://x/embedded", "http://x/embedded"]
+    assert s.voice.cloud.endpoint is None  # the caller's settings are untouched (frozen)
