@@ -61,7 +61,7 @@ class LlmSettings(_Section):
     temperature: float = Field(0.1, ge=0, le=2)
     # the local llama.cpp server
     host: str = LOOPBACK
-    port: int = Field(18081, ge=1, le=65535)
+    port: int = Field(18581, ge=1, le=65535)
     threads: int = Field(2, ge=1, le=64)
     context: int = Field(2048, ge=256, le=32768)
     model_path: Path | None = None
