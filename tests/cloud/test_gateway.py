@@ -279,3 +279,11 @@ async def test_the_edge_client_speaks_this_contract_and_its_retry_queue_drains(l
         await wrong.ask(q)  # globex's key, acme's X-Tenant-ID
     await client.close()
     await wrong.close()
+
+
+def test_garbled_or_off_topic_text_gets_no_grounded_answer(loaded) -> None:
+    """What the edge's speech-to-text makes of a question at worst: no chunk is good enough to cite."""
+    for text in ("what'd lucky it optical rizzoli it", "who won the football game last night"):
+        r = loaded.ask(text)
+        assert r.status == 200 and r.body["mode"] == "none" and r.body["citations"] == []
+        assert r.body["text"] == "I couldn't find that in your site's documents."
