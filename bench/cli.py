@@ -21,6 +21,7 @@ BENCHES: tuple[str, ...] = (
     "bench.ab",
     "bench.recs",
     "bench.coview_quality",
+    "bench.cloud",
 )
 
 

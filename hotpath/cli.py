@@ -29,6 +29,7 @@ AREAS = (
     "hotpath.commands.deploy",
     "hotpath.commands.status",
     "hotpath.commands.ab",
+    "hotpath.commands.cloud",
 )
 
 

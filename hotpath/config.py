@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from hotpath.ab.settings import AbSettings
+from hotpath.cloud.settings import CloudAppSettings
 from hotpath.errors import ConfigError
 from hotpath.intent.settings import IntentSettings
 from hotpath.recs.settings import RecsSettings
@@ -252,6 +253,7 @@ class Settings(BaseSettings):
     intent: IntentSettings = IntentSettings()
     refresh: RefreshSettings = RefreshSettings()
     ab: AbSettings = AbSettings()
+    cloud: CloudAppSettings = CloudAppSettings()
 
     @field_validator("runtime_dir")
     @classmethod

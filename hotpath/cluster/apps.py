@@ -42,15 +42,22 @@ class AppStarter:
     target: str | StartFn
     """``"package.module:function"`` (imported when run) or the function itself."""
     profiles: tuple[str, ...] = ("embedded", "full")
+    configure: str | None = None
+    """Optional ``"package.module:function"``, ``(settings, profile) -> Settings``, run before any app
+    starts: what it returns is the settings every later starter gets (e.g. the cloud app points the
+    voice edge at itself)."""
 
     def load(self) -> StartFn:
-        if callable(self.target):
-            return self.target
-        module_name, _, func = self.target.partition(":")
+        return self._load(self.target)
+
+    def _load(self, target):  # noqa: ANN001, ANN202
+        if callable(target):
+            return target
+        module_name, _, func = target.partition(":")
         try:
             return getattr(importlib.import_module(module_name), func)
         except (ImportError, AttributeError) as exc:
-            raise ServiceError(f"app {self.name}: cannot load {self.target}: {exc}") from exc
+            raise ServiceError(f"app {self.name}: cannot load {target}: {exc}") from exc
 
 
 APP_STARTERS: list[AppStarter] = [
@@ -58,6 +65,9 @@ APP_STARTERS: list[AppStarter] = [
     AppStarter("recs", "hotpath.graphs.recs_app:start"),
     # Streaming co-views fed by a generator, so the related endpoint visibly changes.
     AppStarter("coview", "hotpath.graphs.coview_app:start"),
+    # Cloud assistant: multi-tenant RAG gateway (demo tenant, its documents, llama.cpp when built);
+    # its configure step points the voice edge at it before the voice app starts.
+    AppStarter("cloud", "hotpath.graphs.cloud_app:start", configure="hotpath.graphs.cloud_app:configure"),
     # Voice edge: MQTT ingress, device stream actors, gRPC speech-to-text, intent, actions, TTS.
     AppStarter("voice", "hotpath.graphs.voice_edge_app:start"),
     # Metrics of every app: one exporter actor polling their stats() into ray.util.metrics.
@@ -71,9 +81,11 @@ def start_apps(
 ) -> list[Endpoint]:
     """Run every starter enabled for ``profile``; a failing one raises ServiceError naming it."""
     endpoints: list[Endpoint] = []
-    for starter in APP_STARTERS if starters is None else starters:
-        if profile not in starter.profiles:
-            continue
+    chosen = [s for s in (APP_STARTERS if starters is None else starters) if profile in s.profiles]
+    for starter in chosen:
+        if starter.configure is not None:
+            settings = starter._load(starter.configure)(settings, profile)
+    for starter in chosen:
         fn = starter.load()
         say(f"  app {starter.name}: starting")
         try:

@@ -4,7 +4,7 @@
 profile     services (started in this order)
 ==========  =========================================
 embedded    redis, mosquitto, ray
-full        redis, mosquitto, kafka, zookeeper, druid, cassandra, ray
+full        redis, mosquitto, kafka, zookeeper, druid, cassandra, postgres, ray
 ==========  =========================================
 
 ``up`` is idempotent (a running, healthy service is reused; a healthy server that hotpath did not
@@ -25,7 +25,9 @@ from hotpath.cluster.base import Service, ServiceStatus
 from hotpath.cluster.cassandra import CassandraService
 from hotpath.cluster.druid import DruidService
 from hotpath.cluster.kafka import KafkaService
+from hotpath.cluster.llama import LlamaService
 from hotpath.cluster.mosquitto import MosquittoService
+from hotpath.cluster.postgres import PostgresService
 from hotpath.cluster.ray_head import RayService
 from hotpath.cluster.redis_server import RedisService
 from hotpath.cluster.zookeeper import ZooKeeperService
@@ -41,11 +43,15 @@ ALL_SERVICES: tuple[type[Service], ...] = (
     ZooKeeperService,
     DruidService,
     CassandraService,
+    PostgresService,
+    LlamaService,
     RayService,
 )
+"""Every service ``down`` stops. The llama.cpp server is in no profile: the cloud app starts it."""
 PROFILES: dict[str, tuple[type[Service], ...]] = {
     "embedded": (RedisService, MosquittoService, RayService),
-    "full": ALL_SERVICES,
+    "full": (RedisService, MosquittoService, KafkaService, ZooKeeperService, DruidService, CassandraService,
+             PostgresService, RayService),
 }
 
 Say = Callable[[str], None]

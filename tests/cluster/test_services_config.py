@@ -41,7 +41,7 @@ def test_unknown_profile_is_one_clear_line() -> None:
 def test_profiles() -> None:
     s = load_settings()
     assert [x.name for x in manager.services_for(s, "embedded")] == ["redis", "mosquitto", "ray"]
-    assert [x.name for x in manager.services_for(s, "full")] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "ray"]
+    assert [x.name for x in manager.services_for(s, "full")] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "postgres", "ray"]
 
 
 def test_default_ports_never_overlap() -> None:

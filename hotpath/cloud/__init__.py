@@ -1,0 +1,1 @@
+"""The cloud assistant: tenancy, chunking, retrieval-grounded answers (plain logic, no I/O clients)."""
