@@ -35,13 +35,11 @@ class CloudApp:
 
 
 CLOUD_APPS: tuple[CloudApp, ...] = (
-    CloudApp("recs", "hotpath.graphs.recs_app:app", "/",
+    CloudApp("recs", "hotpath.graphs.recs_app:app", "/v1/recs",
              {"RecsIngress": {"min_replicas": 2, "max_replicas": 16, "target_ongoing_requests": 32,
                               "upscale_delay_s": 10, "downscale_delay_s": 300}}),
-    CloudApp("intent", "hotpath.deployments.intent:app", "/intent",
-             {"intent": {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 64}}),
-    # The cloud assistant (gateway, retrieval, LLM on the MIG group) joins here once its app exists:
-    # CloudApp("assistant", "hotpath.graphs.cloud_app:app", "/v1/assistant", {...}),
+    CloudApp("cloud", "hotpath.graphs.cloud_app:app", "/v1",
+             {"CloudIngress": {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 16}}),
 )
 
 

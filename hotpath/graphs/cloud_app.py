@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from hotpath.config import Settings, repo_root
+from hotpath.config import Settings, load_settings, repo_root
 
 __all__ = ["configure", "start", "deploy_cloud", "query_url", "ensure_demo_tenant", "demo_docs_dir"]
 
@@ -79,22 +79,29 @@ def _start_llm(settings: Settings, say: Callable[[str], None]) -> str:
     return f"llama.cpp {settings.cloud.llm.model} on {svc.address}"
 
 
-def deploy_cloud(settings: Settings, profile: str | None):  # noqa: ANN201
-    from ray import serve
-    from ray.serve.config import HTTPOptions
+def build_cloud_app(settings: Settings, profile: str | None = None):  # noqa: ANN201
+    """The cloud assistant's Serve application (what ``serve build`` / the RayService deploy)."""
     from ray.serve.schema import LoggingConfig
 
     from hotpath.deployments.cloud import CloudIngress
 
     c = settings.cloud
-    serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.http_port),
-                logging_config=LoggingConfig(enable_access_log=False))
-    app = CloudIngress.options(
+    return CloudIngress.options(
         name="CloudIngress", num_replicas=c.replicas, max_ongoing_requests=c.max_ongoing_requests,
         logging_config=LoggingConfig(enable_access_log=False, log_level="WARNING"),
         ray_actor_options={"num_cpus": 0},
     ).bind(settings, profile)
-    return serve.run(app, name=c.app_name, route_prefix=c.route_prefix, blocking=False)
+
+
+def deploy_cloud(settings: Settings, profile: str | None):  # noqa: ANN201
+    from ray import serve
+    from ray.serve.config import HTTPOptions
+    from ray.serve.schema import LoggingConfig
+
+    c = settings.cloud
+    serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.http_port),
+                logging_config=LoggingConfig(enable_access_log=False))
+    return serve.run(build_cloud_app(settings, profile), name=c.app_name, route_prefix=c.route_prefix, blocking=False)
 
 
 def start(settings: Settings, say: Callable[[str], None]):  # noqa: ANN201
@@ -119,3 +126,7 @@ def start(settings: Settings, say: Callable[[str], None]):  # noqa: ANN201
         Endpoint("cloud", "HTTP", f"POST {url} (tenant {tenant!r}, store {settings.cloud.store}, LLM {llm})"),
         Endpoint("cloud", "try", f'.venv/bin/hotpath voice say "What is the PPE policy for zone B?" --device w-17'),
     ]
+
+
+app = build_cloud_app(load_settings())
+"""``serve run hotpath.graphs.cloud_app:app`` (settings from ``HOTPATH_*`` / ``HOTPATH_CONFIG``)."""

@@ -247,7 +247,8 @@ async def test_the_edge_client_speaks_this_contract_and_its_retry_queue_drains(l
     """hotpath.voice.cloud.CloudClient, unchanged, against the gateway's ASGI face."""
     from hotpath.deployments.cloud_asgi import asgi_app
     from hotpath.errors import ServiceUnavailable
-    from hotpath.voice.cloud import CloudClient, RetryQueue
+    from hotpath.clients.cloud import CloudClient
+    from hotpath.voice.retry import RetryQueue
     from hotpath.voice.messages import CloudQuery
 
     up = {"on": False}
