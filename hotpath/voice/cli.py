@@ -49,7 +49,8 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, help="At most this many clips (every k-th, spread evenly)"),
         recipe: Optional[Path] = typer.Option(None, help="Recipe YAML the corpus came from"),
         cache: Path = typer.Option(Path(".hotpath/speech"), help="Where clips are cached"),
-        rows_out: Optional[Path] = typer.Option(None, "--rows", help="Also write each clip's decisions and features (JSON)"),
+        rows_out: Optional[Path] = typer.Option(None, "--rows", help="Also write each clip's decisions and features (JSON lines, as they are done)"),
+        from_rows: Optional[Path] = typer.Option(None, "--from-rows", help="Summarise rows stored by --rows (no decoding)"),
         as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON only"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
     ) -> None:
@@ -68,12 +69,32 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         if not sel:
             raise BadInput(f"no utterance of the corpus matches --voices {voices} --kinds {kinds} --min-snr {min_snr}")
         say = (lambda m: typer.echo(m, err=True))
+        if from_rows is not None:
+            from hotpath.voice.evaluate import read_rows
+
+            done = read_rows(from_rows)
+            ids = {u.id for u in sel}
+            done = [x for x in done if x.id in ids]
+            figures = summarise(done, sel, s.voice.teams)
+            figures["selection"] = {"voices": voices, "kinds": kinds, "min_snr": min_snr, "clips": len(done),
+                                    "from_rows": str(from_rows)}
+            typer.echo(json.dumps(figures, indent=None if as_json else 2))
+            return
         say(f"{len(sel)} clips ({voices} voices)")
-        results = evaluate(sel, r, cache, s.voice, say=say)
+        sink = rows_out.open("w") if rows_out is not None else None
+
+        def keep(res) -> None:  # one JSON line per clip as it is done: a stopped run keeps its rows
+            if sink is not None:
+                sink.write(json.dumps(dataclasses.asdict(res)) + "\n")
+                sink.flush()
+
+        try:
+            results = evaluate(sel, r, cache, s.voice, say=say, on_result=keep)
+        finally:
+            if sink is not None:
+                sink.close()
         figures = summarise(results, sel, s.voice.teams)
         figures["selection"] = {"voices": voices, "kinds": kinds, "min_snr": min_snr, "clips": len(sel)}
-        if rows_out is not None:
-            rows_out.write_text(json.dumps([dataclasses.asdict(x) for x in results]))
         typer.echo(json.dumps(figures, indent=None if as_json else 2))
 
     @voice.command("say")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import wave
 from dataclasses import asdict, dataclass, field
@@ -279,7 +280,7 @@ def audio(u: Utterance, recipe: dict, cache: Path | str) -> bytes:
         x *= 0.99 / peak
     pcm = to_pcm16(x.astype(np.float32))
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

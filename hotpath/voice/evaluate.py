@@ -19,6 +19,7 @@ Figures per group (``overall``, ``by_voice``, ``by_snr``, ``by_kind``):
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 from collections import defaultdict
@@ -30,7 +31,7 @@ import numpy as np
 from hotpath.voice.corpus import NON_COMMAND_KINDS, Utterance, audio
 from hotpath.voice.tts import TtsEngine
 
-__all__ = ["evaluate", "summarise", "select", "ClipResult", "wer"]
+__all__ = ["evaluate", "summarise", "select", "read_rows", "ClipResult", "wer"]
 
 _FRAME = 512
 
@@ -102,7 +103,8 @@ def wer(ref: str, hyp: str) -> tuple[int, int]:
 
 
 def evaluate(rows: list[Utterance], recipe: dict, cache, voice, *, engine=None, classifier=None,
-             say: Callable[[str], None] = lambda m: None) -> list[ClipResult]:
+             say: Callable[[str], None] = lambda m: None,
+             on_result: Callable[[ClipResult], None] | None = None) -> list[ClipResult]:
     from hotpath.voice.pipeline import Pipeline
     from hotpath.voice.routing import load_classifier
     from hotpath.voice.stt import SttHints
@@ -160,6 +162,8 @@ def evaluate(rows: list[Utterance], recipe: dict, cache, voice, *, engine=None, 
                     del pub.items[before:]
             pipe.dialogs.pop(u.id, None)
             results.append(res)
+            if on_result is not None:
+                on_result(res)
             if n % 25 == 0 or n == len(rows):
                 say(f"{n}/{len(rows)} clips, {time.monotonic() - t0:.0f} s")
         pipe.close_dialogs()
@@ -186,6 +190,8 @@ def select(rows: list[Utterance], *, voices: str = "all", kinds: str | None = No
     if limit is not None and len(out) > limit:
         step = len(out) / limit
         out = [out[int(i * step)] for i in range(limit)]
+    # a fixed shuffle: any prefix of a run (one stopped early) is a fair sample of the selection
+    random.Random(len(out)).shuffle(out)
     return out
 
 
@@ -236,3 +242,13 @@ def _split(results, key) -> dict[str, list[ClipResult]]:
     for r in results:
         out[key(r)].append(r)
     return out
+
+
+def read_rows(path) -> list[ClipResult]:
+    """Clip results stored by ``hotpath voice eval --rows`` (JSON lines, or one JSON list)."""
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    items = json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
+    return [ClipResult(**d) for d in items]

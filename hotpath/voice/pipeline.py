@@ -160,14 +160,15 @@ class Pipeline:
         confidence = min(result.confidence, _BELIEVED.get(source, 1.0)) if source else result.confidence
         bar = self.voice.confirm_below.get(result.intent.value, 0.0)
         from_text = source in ("lm", "lm-full")
-        if r.kind == "action" and result.intent is Intent.EMERGENCY and not from_text:
+        believed = source in (None, "grammar")
+        if r.kind == "action" and result.intent is Intent.EMERGENCY and believed:
             out.reply, out.action = await self._act(device_id, utterance_id, r, ended_at)
             out.timings_ms["action"] = await self.event("action", device_id, utterance_id, ended_at, **out.action)
             out.decision = "undo-offered"
             out.reply += " Say cancel to call it off."
             dialog.offer_undo(out.reply, utterance_id, out.action)
             self._schedule_timeout(device_id)
-        elif r.kind == "action" and not from_text and (confidence >= bar or result.intent is Intent.CANCEL):
+        elif r.kind == "action" and believed and confidence >= bar:
             out.reply, out.action = await self._act(device_id, utterance_id, r, ended_at)
             out.timings_ms["action"] = await self.event("action", device_id, utterance_id, ended_at, **out.action)
             out.decision = "act"
@@ -177,6 +178,8 @@ class Pipeline:
             out.decision = "confirm"
             dialog.ask(out.reply, utterance_id, r)
             self._schedule_timeout(device_id)
+        elif result.intent is Intent.CANCEL:  # an unsure "cancel" with nothing to cancel: ask again
+            out.reply, out.decision = NOT_UNDERSTOOD, "reject"
         else:
             out.decision = "cloud"
             await self._decide(out, ended_at, why="not a command")

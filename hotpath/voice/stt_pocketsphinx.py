@@ -65,7 +65,7 @@ PRESET_THRESHOLDS = {
     # LM search leaves more frames unexplained, so its coverage says little and the margin decides.
     "full": (0.5, 8.0),
     "balanced": (0.5, 11.0),
-    "fast": (0.5, 8.0),
+    "fast": (0.3, 8.0),  # coverage recalibrated on the speech corpus' tune voices (data/speech)
     "fastest": (0.0, 12.0),
 }
 _full_lm = None
@@ -125,10 +125,11 @@ class PocketsphinxEngine(SttEngine):
         lm_preset: str = "fast",
         redecode: bool = False,
         lm_mode: str = "lazy",
-        accept_score: float = -55.0,
+        accept_score: float = -42.0,
         start_score: float = -48.0,
         reject_score: float = -70.0,
-        accept_margin: float = 12.0,
+        accept_margin: float = 19.0,
+        accept_coverage: float = 0.6,
         accept_backed: float = 1.0,
         question_margin: float = 15.0,
     ) -> None:
@@ -165,6 +166,7 @@ class PocketsphinxEngine(SttEngine):
         self.policy = RejectionPolicy(
             reject_score=reject_score, min_margin=self.min_margin, min_coverage=self.min_coverage,
             question_margin=question_margin, accept_score=accept_score, accept_margin=accept_margin,
+            accept_coverage=accept_coverage,
             accept_backed=accept_backed,
         )
 
@@ -185,6 +187,7 @@ class PocketsphinxEngine(SttEngine):
             start_score=voice.stt.lm_start_score,
             reject_score=voice.stt.grammar_reject_score,
             accept_margin=voice.stt.grammar_accept_margin,
+            accept_coverage=voice.stt.grammar_accept_coverage,
             accept_backed=voice.stt.grammar_accept_backed,
             question_margin=voice.stt.question_margin,
         )

@@ -144,7 +144,9 @@ def test_emergency_acts_at_once_and_accepts_cancel(rig):
     p, clock, tts, pub = rig
 
     async def go():
-        out = await p.handle("w1", "u1", "man down", 0.0, stt={"source": "grammar-unsure"})
+        unsure = await p.handle("w2", "u0", "man down", 0.0, stt={"source": "grammar-unsure"})
+        assert unsure.decision == "confirm" and unsure.reply == "Send an emergency alert?" and not pub.summons()
+        out = await p.handle("w1", "u1", "man down", 0.0, stt={"source": "grammar"})
         assert out.decision == "undo-offered" and "cancel" in out.reply.lower()
         assert len(pub.summons()) == 1
         return await p.handle("w1", "u2", "cancel", 0.0, stt={"source": "grammar"})
