@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Features", "RejectionPolicy", "judge", "slot_words", "backed_share", "QUESTION_WORDS"]
+__all__ = ["Features", "RejectionPolicy", "judge", "slot_words", "backed_share", "confusable_slot", "QUESTION_WORDS"]
 
 QUESTION_WORDS = frozenset(
     "what what's what'd how how's why where where's when who who's which whose is are can could does do did "
@@ -76,6 +76,8 @@ class RejectionPolicy:
     """...and to act without asking: a grammar score at least this,"""
     accept_margin: float = 19.0
     """a margin at least this,"""
+    confirm_letters: bool = True
+    """A place named by an E-set letter (zone b / d / e) is always read back."""
     accept_coverage: float = 0.6
     """a coverage at least this,"""
     accept_backed: float = 0.0
@@ -104,6 +106,18 @@ def backed_share(command: str, heard: str) -> float:
     return hits / len(words)
 
 
+_E_SET = frozenset("b c d e g p t v z".split())
+"""Letters that differ only in their first consonant ("bee", "dee", "ee"): the classic confusable set."""
+
+
+def confusable_slot(command: str) -> bool:
+    """True when the command names a place by a letter of the E-set (``zone b``, ``warehouse d``): the
+    decoder swaps them (held-out Piper: "zone d" heard as "zone b" with a convincing score)."""
+    words = _tokens(command)
+    return any(w in ("zone", "warehouse") and i + 1 < len(words) and words[i + 1] in _E_SET
+               for i, w in enumerate(words))
+
+
 def judge(f: Features, p: RejectionPolicy) -> str:
     """``grammar``, ``grammar-unsure``, ``lm`` or ``rejected`` (see the module docstring)."""
     plausible = (
@@ -116,6 +130,6 @@ def judge(f: Features, p: RejectionPolicy) -> str:
     if not plausible:
         return "lm" if f.lm.strip() else "rejected"
     if (f.grammar_score >= p.accept_score and f.margin >= p.accept_margin and f.coverage >= p.accept_coverage
-            and f.backed >= p.accept_backed):
+            and f.backed >= p.accept_backed and not (p.confirm_letters and confusable_slot(f.grammar))):
         return "grammar"
     return "grammar-unsure"

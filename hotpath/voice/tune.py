@@ -16,7 +16,7 @@ from dataclasses import replace
 from hotpath.voice.evaluate import ClipResult, _exact, _norm  # noqa: F401 - shared scoring
 from hotpath.voice.rejection import Features, RejectionPolicy, backed_share, judge
 
-__all__ = ["replay", "best", "GRID"]
+__all__ = ["replay", "best", "rejudge", "GRID"]
 
 GRID = {
     "accept_score": [-45.0, -50.0, -55.0, -60.0],
@@ -83,3 +83,29 @@ def best(rows: list[dict], base: RejectionPolicy, pipeline_factory, teams, grid=
     pool = safe or results
     return max(pool, key=lambda x: (-(x[1]["wrong_actions"]), x[1]["command_acceptance"] or 0,
                                     x[1]["acceptance_with_confirm"] or 0)), results
+
+
+def rejudge(results: list[ClipResult], policy: RejectionPolicy, pipeline_factory) -> list[ClipResult]:
+    """The clips' stored decodes decided again under ``policy`` (the cloud text is kept as it was)."""
+
+    async def go():
+        out = []
+        for r in results:
+            pipe = pipeline_factory()
+            new = replace(r, decisions=[], actions=[], proposed=[], sources=[])
+            for n, fd in enumerate(r.features):
+                f = _features(fd)
+                v = judge(f, policy)
+                text = f.grammar if v.startswith("grammar") else ("" if v == "rejected" else f.lm)
+                o = await pipe.handle("d", f"u{n}", text, 0.0, stt={"source": v})
+                new.sources.append(v)
+                new.decisions.append(o.decision)
+                if o.action and o.decision in ("act", "undo-offered", "confirmed"):
+                    new.actions.append(o.action)
+                if o.proposed:
+                    new.proposed.append(o.proposed)
+            pipe.close_dialogs()
+            out.append(new)
+        return out
+
+    return asyncio.run(go())

@@ -76,6 +76,13 @@ def test_slot_words_must_be_heard_for_acceptance():
     assert judge(Features("", "", float("-inf"), float("-inf"), 0.0, 1.0), strict) == "rejected"
 
 
+def test_a_letter_place_is_always_read_back():
+    # measured on held-out Piper speech: "zone d" decoded as "zone b" with a convincing score
+    f = Features("bring a floor lead to zone b now", "bring a floor lead to", -23.6, 20.3, 1.05, 1.0)
+    assert judge(f, RejectionPolicy()) == "grammar-unsure"
+    assert judge(Features("bring a floor lead to dock two now", "", -23.6, 20.3, 1.05, 1.0), RejectionPolicy()) == "grammar"
+
+
 def test_a_wrong_slot_counts_as_an_error():
     teams = {"medic", "floor lead", "maintenance"}
     exp = {"intent": "SUMMON_TEAM", "team": "floor lead", "location": "aisle 2"}
