@@ -31,6 +31,7 @@ __all__ = [
     "Sequencer",
     "pcm_to_float",
     "duration_s",
+    "read_wav",
 ]
 
 SAMPLE_RATE = 16000
@@ -183,3 +184,37 @@ def pcm_to_float(pcm: bytes) -> np.ndarray:
 
 def duration_s(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:
     return len(pcm) / (SAMPLE_WIDTH * sample_rate)
+
+
+def read_wav(path) -> bytes:
+    """A WAV file of any rate, width (8/16/24/32-bit PCM) and channel count -> PCM16 mono 16 kHz
+    (channels averaged, resampled with soxr). Raises :class:`BadInput` for what is not such a file."""
+    import wave
+
+    from hotpath.voice.tts import resample, to_pcm16
+
+    try:
+        with wave.open(str(path)) as w:
+            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+            raw = w.readframes(w.getnframes())
+    except FileNotFoundError:
+        raise BadInput(f"no such WAV file: {path}", field="wav") from None
+    except (wave.Error, EOFError, OSError) as exc:
+        raise BadInput(f"{path} is not a PCM WAV file: {exc}", field="wav") from exc
+    if width == 1:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128) / 128
+    elif width == 2:
+        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
+    elif width == 4:
+        x = np.frombuffer(raw, "<i4").astype(np.float32) / 2**31
+    else:
+        raise BadInput(f"{path}: {width * 8}-bit samples are not supported", field="wav")
+    if channels > 1:
+        x = x[: len(x) // channels * channels].reshape(-1, channels).mean(axis=1)
+    if not len(x):
+        raise BadInput(f"{path} holds no audio", field="wav")
+    return to_pcm16(resample(x, rate, SAMPLE_RATE))

@@ -41,9 +41,9 @@ def command_grammar(
     return f"""#JSGF V1.0;
 grammar commands;
 public <command> = <dial> | <summon> | <emergency> | <cancel>;
-<dial> = (call | dial | phone | ring | get me) [the] <person> [please] [now];
+<dial> = [please] (call | dial | phone | ring | get me) [the] <person> [please] [now];
 <person> = {_alts(person, known)};
-<summon> = [i | we] (need | send | get | summon | bring) [a | an | the | some] <team> [(to | at | in) [the] <place>] [here] [now] [please];
+<summon> = [please | (can | could) you] [i | we] (need | send | get | summon | bring) [a | an | the | some] <team> [(to | at | in) [the] <place>] [here] [now] [please] [right away];
 <team> = {_alts(team, known)};
 <place> = [loading] dock <num> | aisle <num> | zone <letter> | warehouse <letter> | bay <num> | gate <num>;
 <num> = {' | '.join(_NUM_WORDS)};

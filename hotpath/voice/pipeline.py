@@ -5,11 +5,21 @@ production, a list in tests), a TTS engine, a cloud client, a SIP dialer, a webh
 runs the same inside a Ray actor, the CLI or a unit test. Every step emits a trace event on
 ``wearable/{id}/events`` with ``since_end_ms`` (time since the utterance ended); every utterance
 ends in a spoken reply, never silence.
+
+What the STT engine says about its own transcript decides how far a command may go (``stt["source"]``,
+see :mod:`hotpath.voice.rejection`): ``grammar`` (believed) acts when the intent is confident;
+``grammar-unsure``, and a command read from the free-form LM text, are read back first through the
+device's :class:`~hotpath.voice.dialog.Dialog` ("Send a medic to dock 9?" -> yes / no / repeat; timeout
+cancels); ``rejected`` gets "Sorry, say that again?". EMERGENCY acts at once, speaks back what it did
+and accepts "cancel". Callers that pass no ``source`` (other engines) keep the confidence rule alone.
+Every decision is a ``decision`` trace event. Timed-out questions are closed by :meth:`Pipeline.tick`
+(the pipeline also schedules it itself when it runs inside an event loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,19 +28,24 @@ from typing import Awaitable, Callable, Protocol
 from hotpath.errors import HotpathError
 from hotpath.intent.types import Intent, IntentClassifier, IntentResult
 from hotpath.voice.audio import encode_framed
+from hotpath.intent.types import COMMAND_INTENTS
 from hotpath.voice.retry import CloudPort as CloudClient, RetryQueue  # the HTTP client: hotpath.clients.cloud
+from hotpath.voice.dialog import Dialog
 from hotpath.voice.limits import Counters
 from hotpath.voice.messages import CloudAnswer, CloudQuery, DialRequest, SummonTeam, TraceEvent, events_topic, tts_topic
-from hotpath.voice.routing import Route, route
+from hotpath.voice.routing import Route, fill_slots, route
 from hotpath.voice.settings import VoiceSettings
 from hotpath.voice.tts import TtsEngine, chunk_pcm
 
-__all__ = ["Publisher", "Pipeline", "Outcome", "CLOUD_UNREACHABLE"]
+__all__ = ["Publisher", "Pipeline", "Outcome", "CLOUD_UNREACHABLE", "NOT_UNDERSTOOD"]
 
 log = logging.getLogger(__name__)
 
 CLOUD_UNREACHABLE = "Sorry, I couldn't reach the assistant. I will try again and tell you."
-NOT_UNDERSTOOD = "Sorry, I didn't catch that. Please say it again."
+NOT_UNDERSTOOD = "Sorry, say that again?"
+_BELIEVED = {"grammar": 1.0, "grammar-unsure": 0.6, "lm": 0.6, "lm-full": 0.6}
+"""The speech verdict caps the intent's confidence (a command read from free text is never more
+than plausible)."""
 
 
 class Publisher(Protocol):
@@ -48,6 +63,10 @@ class Outcome:
     route: Route | None = None
     reply: str = ""
     action: dict | None = None
+    decision: str = ""
+    """act, confirm, confirmed, declined, undo, cloud, reject, barge-in (see Pipeline.handle)."""
+    proposed: dict | None = None
+    """The action read back for a yes/no (decision ``confirm``)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """since the utterance ended: stt, intent, action, tts_first, tts_end."""
 
@@ -65,6 +84,7 @@ class Pipeline:
         webhook: Callable[[str, dict], Awaitable[None]] | None = None,
         retry: RetryQueue | None = None,
         counters: Counters | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.voice = voice
         self.classifier = classifier
@@ -77,6 +97,19 @@ class Pipeline:
         self.counters = counters if counters is not None else Counters()
         self._tts_seq: dict[str, int] = {}
         self._background: set[asyncio.Task] = set()
+        self.clock = clock
+        self._timers: set[asyncio.Task] = set()
+        self.dialogs: dict[str, Dialog] = {}
+        """device id -> its confirmation dialog (created on first use)."""
+        self._people = list(voice.people) + list(voice.actions.directory)
+
+    def dialog(self, device_id: str) -> Dialog:
+        d = self.dialogs.get(device_id)
+        if d is None:
+            d = self.dialogs[device_id] = Dialog(self.voice.confirm_timeout_s, self.clock)
+            while len(self.dialogs) > self.voice.limits.max_devices:
+                self.dialogs.pop(next(iter(self.dialogs)))
+        return d
 
     # ------------------------------------------------------------------ events
     async def event(self, name: str, device_id: str, utterance_id: str = "", ended_at: float | None = None, **data) -> float:
@@ -99,13 +132,23 @@ class Pipeline:
     # ------------------------------------------------------------------ the utterance
     async def handle(self, device_id: str, utterance_id: str, text: str, ended_at: float, *, stt: dict | None = None) -> Outcome:
         out = Outcome(device_id, utterance_id, text)
-        out.timings_ms["stt"] = await self.event("stt-end", device_id, utterance_id, ended_at, text=text, **(stt or {}))
-        if not text.strip():
-            self.counters["empty_transcript"] += 1
-            out.reply = NOT_UNDERSTOOD
+        stt = stt or {}
+        source = stt.get("source")
+        out.timings_ms["stt"] = await self.event("stt-end", device_id, utterance_id, ended_at, text=text, **stt)
+        await self.tick(device_id)
+        dialog = self.dialog(device_id)
+        if dialog.pending is not None and text.strip() and source != "rejected":
+            if await self._answer(dialog, out, ended_at):
+                return out
+        if not text.strip() or source == "rejected":
+            self.counters["rejected" if source == "rejected" else "empty_transcript"] += 1
+            out.reply, out.decision = NOT_UNDERSTOOD, "reject"
+            await self._decide(out, ended_at, why=source or "empty transcript")
             await self.speak(device_id, utterance_id, out.reply, ended_at, out)
             return out
         result = self.classifier.predict(text)
+        if result.intent in COMMAND_INTENTS:
+            result = fill_slots(result, teams=self.voice.teams, people=self._people)
         out.intent = result
         where = self.voice.device_locations.get(device_id)
         out.route = r = route(result, threshold=self.voice.command_threshold, device_location=where)
@@ -114,14 +157,118 @@ class Pipeline:
             confidence=round(result.confidence, 4), route=r.kind, location=r.location,
             slots={k: getattr(result.slots, k) for k in ("person", "team", "location")},
         )
-        if r.kind == "action":
+        confidence = min(result.confidence, _BELIEVED.get(source, 1.0)) if source else result.confidence
+        bar = self.voice.confirm_below.get(result.intent.value, 0.0)
+        from_text = source in ("lm", "lm-full")
+        believed = source in (None, "grammar")
+        if r.kind == "action" and result.intent is Intent.EMERGENCY and believed:
             out.reply, out.action = await self._act(device_id, utterance_id, r, ended_at)
             out.timings_ms["action"] = await self.event("action", device_id, utterance_id, ended_at, **out.action)
+            out.decision = "undo-offered"
+            out.reply += " Say cancel to call it off."
+            dialog.offer_undo(out.reply, utterance_id, out.action)
+            self._schedule_timeout(device_id)
+        elif r.kind == "action" and believed and confidence >= bar:
+            out.reply, out.action = await self._act(device_id, utterance_id, r, ended_at)
+            out.timings_ms["action"] = await self.event("action", device_id, utterance_id, ended_at, **out.action)
+            out.decision = "act"
+        elif (result.intent in COMMAND_INTENTS and result.intent is not Intent.CANCEL and result.confidence > 0.5
+              and (r.kind == "action" or from_text)):
+            out.reply, out.proposed = self._read_back(r), _describe(r)
+            out.decision = "confirm"
+            dialog.ask(out.reply, utterance_id, r)
+            self._schedule_timeout(device_id)
+        elif result.intent is Intent.CANCEL:  # an unsure "cancel" with nothing to cancel: ask again
+            out.reply, out.decision = NOT_UNDERSTOOD, "reject"
         else:
+            out.decision = "cloud"
+            await self._decide(out, ended_at, why="not a command")
             out.reply = await self._ask_cloud(device_id, utterance_id, r, ended_at)
+            await self.speak(device_id, utterance_id, out.reply, ended_at, out)
+            self.counters["utterances"] += 1
+            return out
+        await self._decide(out, ended_at, why=f"confidence {confidence:.2f}, bar {bar:.2f}, speech {source or '-'}")
         await self.speak(device_id, utterance_id, out.reply, ended_at, out)
         self.counters["utterances"] += 1
         return out
+
+    async def _decide(self, out: Outcome, ended_at: float | None, why: str) -> None:
+        self.counters[f"decision_{out.decision}"] += 1
+        await self.event("decision", out.device_id, out.utterance_id, ended_at, decision=out.decision, why=why,
+                         action=out.action, proposed=out.proposed)
+
+    @staticmethod
+    def _read_back(r: Route) -> str:
+        s = r.result.slots
+        if r.result.intent is Intent.DIAL_PERSON:
+            return f"Call {s.person or 'someone'}?"
+        if r.result.intent is Intent.SUMMON_TEAM:
+            where = f" to {r.location}" if r.location else ""
+            team = s.team or "the team"
+            article = "" if team.startswith("the ") else ("an " if team[0] in "aeiou" else "a ")
+            return f"Send {article}{team}{where}?"
+        if r.result.intent is Intent.EMERGENCY:
+            return "Send an emergency alert?"
+        return "Cancel?"
+
+    async def _answer(self, dialog: Dialog, out: Outcome, ended_at: float) -> bool:
+        """A pending question meets an utterance; True when the utterance was its answer."""
+        got = dialog.answer(out.text)
+        if got is None:
+            return False
+        answer, p = got
+        dev, utt = out.device_id, out.utterance_id
+        if answer == "other":  # barge-in: the question is dropped, the utterance is handled as itself
+            out.decision = "barge-in"
+            await self._decide(out, ended_at, why=f"{p.kind} of {p.utterance_id} dropped")
+            out.decision = ""
+            return False
+        if answer == "repeat":
+            out.reply, out.decision = p.prompt, "repeat"
+        elif p.kind == "undo":  # an emergency called off
+            msg = {"type": "cancel", "tenant_id": self.voice.tenant_id, "device_id": dev,
+                   "utterance_id": p.utterance_id, "at": time.time()}
+            await self.pub.publish(self.voice.topic_prefix + self.voice.actions.summon_topic + "/cancel",
+                                   json.dumps(msg).encode(), qos=1)
+            out.reply, out.decision, out.action = "Emergency alert cancelled.", "undone", {"action": "CANCEL", "of": p.utterance_id}
+        elif answer == "yes":
+            out.reply, out.action = await self._act(dev, utt, p.payload, ended_at)
+            out.timings_ms["action"] = await self.event("action", dev, utt, ended_at, confirmed=p.utterance_id, **out.action)
+            out.decision = "confirmed"
+        else:
+            out.reply, out.decision = "Cancelled.", "declined"
+        await self._decide(out, ended_at, why=f"answer {answer} to {p.kind} of {p.utterance_id}")
+        await self.speak(dev, utt, out.reply, ended_at, out)
+        return True
+
+    async def tick(self, device_id: str | None = None) -> int:
+        """Close timed-out questions (of one device, or all): a confirmation is cancelled and says so."""
+        closed = 0
+        for dev in [device_id] if device_id is not None else list(self.dialogs):
+            d = self.dialogs.get(dev)
+            p = d.expire() if d is not None else None
+            if p is None:
+                continue
+            closed += 1
+            if p.kind == "confirm":
+                self.counters["confirm_timeout"] += 1
+                await self.event("decision", dev, p.utterance_id, decision="timeout", why="no answer")
+                await self.speak(dev, p.utterance_id, "No answer, cancelled.", None)
+        return closed
+
+    def _schedule_timeout(self, device_id: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        async def later():
+            await asyncio.sleep(self.voice.confirm_timeout_s + 0.05)
+            await self.tick(device_id)
+
+        task = loop.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     async def _act(self, device_id: str, utterance_id: str, r: Route, ended_at: float) -> tuple[str, dict]:
         res, now, v = r.result, time.time(), self.voice
@@ -224,6 +371,11 @@ class Pipeline:
         if out is not None:
             out.timings_ms["tts_end"] = t
 
+    def close_dialogs(self) -> None:
+        """Stop the timers of pending questions (the pipeline is going away)."""
+        for t in list(self._timers):
+            t.cancel()
+
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -233,3 +385,8 @@ class Pipeline:
         """Wait for background actions (SIP calls, webhooks) to finish."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _describe(r: Route) -> dict:
+    s = r.result.slots
+    return {"action": r.result.intent.value, "team": s.team, "person": s.person, "location": r.location}

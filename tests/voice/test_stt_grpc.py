@@ -59,9 +59,9 @@ async def test_streams_commands_and_questions(speech, voice):
             _say(client, SILENCE + speech("Need a supervisor at loading dock 4") + SILENCE),
             _say(client, SILENCE + speech("What is the PPE policy for zone B?") + SILENCE),
         )
-        assert cmd.source == "grammar" and "supervisor" in cmd.text and "dock four" in cmd.text, cmd
+        assert cmd.source in ("grammar", "grammar-unsure") and "supervisor" in cmd.text and "dock four" in cmd.text, cmd
         assert cmd.partials, "partial transcripts stream while audio flows"
-        assert question.source == "lm" and question.text.startswith("what"), question
+        assert question.source in ("lm", "lm-full") and question.text.startswith("what"), question
         health = await client.health()
         assert (health.engine, health.replicas, health.free) == ("pocketsphinx", 2, 2)
     finally:

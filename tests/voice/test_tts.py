@@ -91,6 +91,6 @@ def test_piper_loads_a_voice_by_path_and_synthesizes(tmp_path):
 
 def test_piper_without_a_voice_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError):
-        create_tts(TtsSettings(engine="piper"))
+        create_tts(TtsSettings(engine="piper", piper_model=tmp_path / "missing.onnx"))
     with pytest.raises(ConfigError):
         PiperTts(tmp_path / "missing.onnx")
