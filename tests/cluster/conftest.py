@@ -39,6 +39,8 @@ DEFAULT_PORTS = {
     "RAY__DASHBOARD_PORT": 18265,
     "SERVE__HTTP_PORT": 18000,
     "SERVE__GRPC_PORT": 19000,
+    "CLOUD__POSTGRES__PORT": 15432,
+    "CLOUD__LLM__PORT": 18581,
 }
 # Ray also takes RAY__PORT+1..+9 and its worker range; every candidate stays below 32768.
 OFFSETS = (10000, 11000, 12000, 13000, 7000)
@@ -81,10 +83,13 @@ def make_isolated(runtime: Path) -> Isolated:
         (runtime / "jars").symlink_to(shared_jars)  # reuse the downloaded jars: no second mvn run
     env = {"HOTPATH_RUNTIME_DIR": str(runtime), "HOTPATH_PROFILE": "embedded"}
     env.update({f"HOTPATH_{key}": str(port + offset) for key, port in DEFAULT_PORTS.items()})
-    overrides: dict[str, dict[str, int]] = {}
+    overrides: dict[str, dict] = {}
     for key, port in DEFAULT_PORTS.items():
-        section, field = key.lower().split("__")
-        overrides.setdefault(section, {})[field] = port + offset
+        *path, field = key.lower().split("__")
+        node = overrides
+        for part in path:
+            node = node.setdefault(part, {})
+        node[field] = port + offset
     settings = load_settings(runtime_dir=runtime, **overrides)
     return Isolated(settings, env)
 

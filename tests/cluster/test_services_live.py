@@ -32,7 +32,7 @@ def test_shared_full_profile_is_healthy_and_up_is_idempotent(settings: Settings)
     t0 = time.monotonic()
     again = manager.up(settings, "full")
     elapsed = time.monotonic() - t0
-    assert [o.service for o in again] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "ray"]
+    assert [o.service for o in again] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "postgres", "ray"]
     assert all(o.outcome in ("running", "external") for o in again), again
     assert elapsed < 30, f"a second up took {elapsed:.1f}s"
     rows = {st.name: st for st in manager.status(settings)}
@@ -105,7 +105,9 @@ def test_isolated_second_up_reuses_everything_and_says_where(iso: Isolated) -> N
     assert out.returncode == 0, out.stderr
     for name in ("redis", "mosquitto", "ray"):
         assert f"{name:<10} already running" in out.stdout
-    assert {n: r["pid"] for n, r in _status(iso).items()} == before
+    after = {n: r["pid"] for n, r in _status(iso).items()}
+    # every server that ran keeps its process (the llama.cpp server is started by the cloud app itself)
+    assert {n: after[n] for n, pid in before.items() if pid is not None} == {n: p for n, p in before.items() if p is not None}
     s = iso.settings
     assert f"redis      127.0.0.1:{s.redis.port}" in out.stdout
     assert f"dashboard http://127.0.0.1:{s.ray.dashboard_port}" in out.stdout
