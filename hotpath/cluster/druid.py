@@ -250,7 +250,10 @@ class DruidService(Service):
             props |= query_buffers | {
                 "druid.worker.capacity": "2",
                 "druid.indexer.task.baseTaskDir": str(var / "task"),
-                "druid.indexer.task.restoreTasksOnRestart": "true",
+                # false: a crashed indexer's tasks are not resumed from their own persisted rows (a
+                # SIGKILLed task restored that way counted a record twice here); the supervisor starts
+                # fresh tasks from the offsets published with the segments: Druid's exactly-once path.
+                "druid.indexer.task.restoreTasksOnRestart": "false",
                 "druid.worker.globalIngestionHeapLimitBytes": str(96 * 1024 * 1024),
             }
         return props
