@@ -154,7 +154,7 @@ def run(settings, stores: list[str], tenants: int, chunks: int, queries: int, ll
 
     embedder = open_embedder(settings.runtime_dir / "models", threads=settings.cloud.embed_threads)
     report: dict = {"tenants": tenants, "chunks_per_tenant": chunks, "stores": {},
-                    "note": "measured on a shared 2-core machine under contention; medians of repeated runs are quoted in docs/cloud.md"}
+                    "note": "timed on whatever machine ran it (load included); medians of repeated runs are quoted in docs/cloud.md"}
     report["baseline"] = {"exact_numpy": _baseline(chunks, queries)}
     for kind in stores:
         s = settings.model_copy(update={"cloud": settings.cloud.model_copy(update={"store": kind})})
