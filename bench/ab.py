@@ -392,17 +392,6 @@ def overhead_bench(*, requests: int = 20_000, rounds: int = 5, baseline: bool = 
     }
 
 
-def _clean(o):
-    """NaN / inf as null, so the JSON output is valid JSON."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
-
-
 def register(bench: typer.Typer) -> None:
     @bench.command("ab")
     def bench_ab(
