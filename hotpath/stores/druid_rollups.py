@@ -51,7 +51,9 @@ QUERY_SECONDS = Histogram(
 QUERY_ERRORS = Counter("hotpath_druid_query_errors_total", "Druid SQL queries that failed", ["query"])
 
 
-_UNREACHABLE = ("ChannelException", "Faulty channel", "Connection refused", "ConnectException", "ServiceUnavailable")
+_UNREACHABLE = ("ChannelException", "Faulty channel", "Connection refused", "ConnectException", "ServiceUnavailable",
+                # an indexer that restarted without the task the broker still routes to (recovery)
+                "Could not find segment walker")
 """A 500 with one of these in it: a data server the broker still routes to is down (transient)."""
 
 

@@ -35,7 +35,7 @@ def test_shared_full_profile_is_healthy_and_up_is_idempotent(settings: Settings)
     assert [o.service for o in again] == ["redis", "mosquitto", "kafka", "zookeeper", "druid", "cassandra", "postgres", "ray"]
     assert all(o.outcome in ("running", "external") for o in again), again
     assert elapsed < 30, f"a second up took {elapsed:.1f}s"
-    rows = {st.name: st for st in manager.status(settings)}
+    rows = {st.name: st for st in manager.status(settings, "full")}
     assert all(rows[n].health in OK for n in rows), rows
 
 
