@@ -25,6 +25,8 @@ Metrics (prometheus-client, default registry, also :attr:`DruidRollups.stats`):
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import asyncio
 import json
 import threading
@@ -124,26 +126,12 @@ class DruidRollups(RollupStore):
             "parameters": [{"type": t, "value": v} for t, v in parameters],
             "context": {"timeout": int(self.timeout_s * 1000)},
         }
-        t0 = time.perf_counter()
-        try:
-            r = self._http.post(self.settings.druid.sql_url, json=body)
-        except httpx.HTTPError as exc:
-            QUERY_ERRORS.labels(name).inc()
-            self.stats["query_errors"] += 1
-            raise ServiceUnavailable(f"Druid broker {self.settings.druid.sql_url}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            QUERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
-            self.stats["queries"] += 1
+        r = self._post(self.settings.druid.sql_url, body, name)
         if r.status_code == 200:
             return r.json()
-        text = r.text
-        if r.status_code == 400 and ("not found" in text and self.datasource in text):
+        if r.status_code == 400 and ("not found" in r.text and self.datasource in r.text):
             return []  # no row ingested yet: the datasource does not exist
-        QUERY_ERRORS.labels(name).inc()
-        self.stats["query_errors"] += 1
-        if r.status_code in (502, 503, 504) or (r.status_code == 500 and any(w in text for w in _UNREACHABLE)):
-            raise ServiceUnavailable(f"Druid broker answered HTTP {r.status_code}: {text[:200]}")
-        raise StoreError(f"Druid SQL failed (HTTP {r.status_code}): {text[:300]}")
+        self._fail(r, name, "Druid SQL failed")
 
     def _where(self, cat_id: str | None, since_ms: int | None) -> tuple[str, list[tuple[str, object]]]:
         where, params = [], []
@@ -198,9 +186,16 @@ class DruidRollups(RollupStore):
     def native(self, query: dict, *, name: str = "native") -> list[dict]:
         """Rows of a native Druid query (JSON over HTTP to the broker)."""
         url = self.settings.druid.sql_url.removesuffix("/sql")
+        r = self._post(url, {**query, "context": {"timeout": int(self.timeout_s * 1000)}}, name)
+        if r.status_code == 200:
+            return r.json()
+        self._fail(r, name, "Druid query failed")
+
+    def _post(self, url: str, body: dict, name: str) -> httpx.Response:
+        """One timed query to the broker; an unreachable broker is :class:`ServiceUnavailable`."""
         t0 = time.perf_counter()
         try:
-            r = self._http.post(url, json={**query, "context": {"timeout": int(self.timeout_s * 1000)}})
+            return self._http.post(url, json=body)
         except httpx.HTTPError as exc:
             QUERY_ERRORS.labels(name).inc()
             self.stats["query_errors"] += 1
@@ -208,13 +203,14 @@ class DruidRollups(RollupStore):
         finally:
             QUERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
             self.stats["queries"] += 1
-        if r.status_code == 200:
-            return r.json()
+
+    def _fail(self, r: httpx.Response, name: str, what: str) -> NoReturn:
+        """A failed answer, counted: transient (busy, recovering) as ServiceUnavailable, else StoreError."""
         QUERY_ERRORS.labels(name).inc()
         self.stats["query_errors"] += 1
         if r.status_code in (502, 503, 504) or (r.status_code == 500 and any(w in r.text for w in _UNREACHABLE)):
             raise ServiceUnavailable(f"Druid broker answered HTTP {r.status_code}: {r.text[:200]}")
-        raise StoreError(f"Druid query failed (HTTP {r.status_code}): {r.text[:300]}")
+        raise StoreError(f"{what} (HTTP {r.status_code}): {r.text[:300]}")
 
     def _top_native(self, cat_id: str, n: int, since_ms: int | None) -> list[tuple[str, float]]:
         start = "1970-01-01" if since_ms is None else _iso(int(since_ms) // BUCKET_MS * BUCKET_MS)
