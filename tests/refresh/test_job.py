@@ -61,13 +61,15 @@ def encoder(settings: Settings):
     return MiniLMEncoder.load(cache_dir=settings.runtime_dir / "models", threads=2)
 
 
-def _world(settings: Settings, tmp: Path, encoder, *, embed_all_but: list[int] | None, **refresh) -> World:
+def _world(
+    settings: Settings, tmp: Path, encoder, *, embed_all_but: list[int] | None, catalog: CatalogSettings = SMALL, **refresh
+) -> World:
     from hotpath.refresh.embedding_store import StoredEmbeddings, save_embeddings, title_hash
     from hotpath.stores.redis_cache import RedisHotCache
     from hotpath.stores.sqlite_dim import SqliteDimensionStore
 
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    cat = generate(SMALL, now=NOW)
+    cat = generate(catalog, now=NOW)
     cat.save(tmp / "catalog")
     s = settings.model_copy(update={
         "sqlite": settings.sqlite.model_copy(update={"path": tmp / "dim.sqlite"}),
@@ -249,7 +251,9 @@ def test_job_survives_a_killed_encoder_worker(settings, tmp_path, encoder) -> No
     """Ray Data restarts the killed actor and retries its batches: every title still gets embedded."""
     from ray.util.state import list_actors
 
-    w = _world(settings, tmp_path, encoder, embed_all_but=None, batch_size=4)
+    # enough titles in small batches that the embed stage outlasts the kill (120 titles took under 1 s)
+    bigger = SMALL.model_copy(update={"masters": 3000})
+    w = _world(settings, tmp_path, encoder, embed_all_but=None, batch_size=4, catalog=bigger)
     killed: list[int] = []
 
     def killer() -> None:
@@ -261,11 +265,13 @@ def test_job_survives_a_killed_encoder_worker(settings, tmp_path, encoder) -> No
                 actors = []
             for a in actors:
                 if "EmbedTitles" in (a.class_name or "") and a.pid:
-                    time.sleep(1.0)  # let it start on its batches
-                    os.kill(int(a.pid), signal.SIGKILL)
+                    try:
+                        os.kill(int(a.pid), signal.SIGKILL)
+                    except ProcessLookupError:  # gone between the listing and the kill: look again
+                        continue
                     killed.append(int(a.pid))
                     return
-            time.sleep(0.3)
+            time.sleep(0.2)
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
