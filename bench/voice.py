@@ -98,13 +98,20 @@ async def _drive(settings: Settings, devices: int, utterances: int, seed: int, s
 def _figures(results, summons, devices, utterances, wall) -> dict:
     expected = {p: (team, loc) for p, team, loc in PHRASES}
     action_ms, reply_ms, stages = [], [], {k: [] for k in ("ingest_vad", "stt", "intent", "action", "tts", "delivery")}
-    correct = missing_reply = missing_action = 0
+    correct = missing_reply = missing_action = read_back = 0
+    decisions: dict[str, int] = {}
     for device, phrase, sp in results:
         uid = (sp.event("vad-start") or {}).get("utterance_id")
+        decision = str((sp.event("decision") or {}).get("decision") or "none")
+        decisions[decision] = decisions.get(decision, 0) + 1
         summon = next((d for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)
         t_summon = next((t for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)
         if t_summon is None:
-            missing_action += 1
+            # a read-back ("Summon X to Y?") is the pipeline asking, not an action lost: counted apart
+            if decision == "confirm":
+                read_back += 1
+            else:
+                missing_action += 1
         else:
             action_ms.append((t_summon - sp.t_end) * 1000)
             team, loc = expected[phrase]
@@ -136,6 +143,8 @@ def _figures(results, summons, devices, utterances, wall) -> dict:
         "target_p99_ms": 500,
         "actions_correct": correct,
         "actions_missing": missing_action,
+        "read_backs": read_back,
+        "decisions": dict(sorted(decisions.items())),
         "replies_missing": missing_reply,
         "stage_p50_ms": {k: _pct(v, 50) for k, v in stages.items()},
         "stage_p99_ms": {k: _pct(v, 99) for k, v in stages.items()},
