@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 from hotpath.voice.audio import AudioChunk
 from hotpath.voice.pipeline import Pipeline
 from hotpath.voice.settings import VoiceSettings
-from hotpath.voice.stream import DeviceStream
 from hotpath.voice.stt import SttFailed
-from hotpath.voice.vad import SpeechAudio, SpeechEnd, SpeechStart
+from hotpath.voice.vad import DeviceStream, SpeechAudio, SpeechEnd, SpeechStart
 
 if TYPE_CHECKING:
     from hotpath.clients.stt import SttClient

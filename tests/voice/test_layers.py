@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 DOMAIN = [
-    "hotpath.voice.audio", "hotpath.voice.vad", "hotpath.voice.stream", "hotpath.voice.keyword_intent",
+    "hotpath.voice.audio", "hotpath.voice.vad", "hotpath.voice.keyword_intent",
     "hotpath.voice.routing", "hotpath.voice.messages", "hotpath.voice.pipeline", "hotpath.voice.limits",
     "hotpath.voice.stt", "hotpath.voice.stt_pocketsphinx", "hotpath.voice.grammar", "hotpath.voice.tts",
     "hotpath.voice.settings", "hotpath.voice.device", "hotpath.voice.ingress", "hotpath.voice.retry",

@@ -6,7 +6,7 @@ import numpy as np
 
 from hotpath.voice.audio import AudioChunk, encode_framed, parse_payload
 from hotpath.voice.settings import VoiceSettings
-from hotpath.voice.stream import DeviceStream
+from hotpath.voice.vad import DeviceStream
 from hotpath.voice.vad import FRAME, Segmenter, SileroVad, SpeechAudio, SpeechEnd, SpeechStart
 
 from .conftest import SILENCE_1S
