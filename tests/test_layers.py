@@ -43,11 +43,11 @@ def test_the_package_keeps_every_contract() -> None:
 
 
 def test_an_upward_import_breaks_the_layers(copy: Path) -> None:
-    _append(copy / "hotpath/voice/limits.py", "from hotpath.actors import voice_host  # deliberate violation")
+    _append(copy / "hotpath/voice/vad.py", "from hotpath.actors import voice_host  # deliberate violation")
     out = _lint(copy)
     assert out.returncode != 0
     assert "hotpath.voice is not allowed to import hotpath.actors" in out.stdout, out.stdout
-    assert "hotpath.voice.limits -> hotpath.actors.voice_host" in out.stdout
+    assert "hotpath.voice.vad -> hotpath.actors.voice_host" in out.stdout
 
 
 def test_a_network_client_in_the_domain_breaks_purity(copy: Path) -> None:

@@ -10,11 +10,12 @@ Topics: ``wearable/{id}/events`` (:class:`TraceEvent`), ``team/summon`` (:class:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
-    "EVENT_TYPES", "TraceEvent", "SummonTeam", "DialRequest", "CloudQuery", "CloudAnswer",
+    "EVENT_TYPES", "TraceEvent", "Counters", "SummonTeam", "DialRequest", "CloudQuery", "CloudAnswer",
     "events_topic", "tts_topic", "audio_topic", "MESSAGES",
 ]
 
@@ -124,3 +125,11 @@ class CloudAnswer(_Message):
 
 
 MESSAGES = (TraceEvent, SummonTeam, DialRequest, CloudQuery, CloudAnswer)
+
+
+class Counters(Counter):
+    """Named event counters every voice component reports in its stats (``bad_payload``,
+    ``flood_dropped``, ``stt_failed``...)."""
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self)

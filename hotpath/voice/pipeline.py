@@ -31,8 +31,7 @@ from hotpath.voice.audio import encode_framed
 from hotpath.intent.types import COMMAND_INTENTS
 from hotpath.voice.retry import CloudPort as CloudClient, RetryQueue  # the HTTP client: hotpath.clients.cloud
 from hotpath.voice.dialog import Dialog
-from hotpath.voice.limits import Counters
-from hotpath.voice.messages import CloudAnswer, CloudQuery, DialRequest, SummonTeam, TraceEvent, events_topic, tts_topic
+from hotpath.voice.messages import CloudAnswer, CloudQuery, Counters, DialRequest, SummonTeam, TraceEvent, events_topic, tts_topic
 from hotpath.voice.routing import Route, fill_slots, route
 from hotpath.voice.settings import VoiceSettings
 from hotpath.voice.tts import TtsEngine, chunk_pcm

@@ -7,7 +7,7 @@ import sys
 
 DOMAIN = [
     "hotpath.voice.audio", "hotpath.voice.vad", "hotpath.voice.keyword_intent",
-    "hotpath.voice.routing", "hotpath.voice.messages", "hotpath.voice.pipeline", "hotpath.voice.limits",
+    "hotpath.voice.routing", "hotpath.voice.messages", "hotpath.voice.pipeline",
     "hotpath.voice.stt", "hotpath.voice.stt_pocketsphinx", "hotpath.voice.grammar", "hotpath.voice.tts",
     "hotpath.voice.settings", "hotpath.voice.device", "hotpath.voice.ingress", "hotpath.voice.retry",
     "hotpath.voice.engines",

@@ -11,7 +11,7 @@ from hotpath.config import load_settings
 from hotpath.clients.stt import SttClient
 from hotpath.voice.audio import AudioChunk, encode_framed
 from hotpath.voice.keyword_intent import KeywordIntentClassifier
-from hotpath.voice.limits import FloodGuard, device_from_topic
+from hotpath.voice.ingress import FloodGuard, device_from_topic
 from hotpath.voice.pipeline import Pipeline
 from hotpath.voice.settings import LimitSettings, VoiceSettings
 from hotpath.voice.tts import EspeakTts
