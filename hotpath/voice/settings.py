@@ -153,6 +153,10 @@ class VoiceSettings(_Section):
     topic_prefix: str = ""
     """Prepended to every voice topic (``{prefix}wearable/{id}/audio``, ``{prefix}team/summon``);
     lets two sites, or a test, share one broker."""
+    context: Path | None = None
+    """The tenant's command context YAML (docs/contexts.md): its intents, expressions, slot types,
+    actions and replies; None: the industrial default ``contexts/industrial.yaml``. The edge reloads it
+    when the file changes (a bad new file keeps the old one)."""
     initial_prompt: str = "Emergency, Help, Alpha-7, Warehouse-B"
     """Hints for the STT engine: names and places of this tenant (Whisper ``initial_prompt``; also
     added to the pocketsphinx command grammar)."""

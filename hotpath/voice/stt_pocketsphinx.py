@@ -5,7 +5,8 @@ while a command grammar gets them right but forces *every* sentence into a comma
 has two decoders for the same audio, fed incrementally while the person speaks (the second only
 when needed, see below):
 
-* ``grammar``: a JSGF grammar built from the tenant's vocabulary (:mod:`hotpath.voice.grammar`);
+* ``grammar``: a JSGF grammar compiled from the tenant's command context and vocabulary
+  (:mod:`hotpath.voice.grammar`, :mod:`hotpath.voice.context`);
 * ``lm``: the general en-US n-gram model, for free-form questions.
 
 At the end of the utterance the grammar's command is kept only when it explains the audio about as
@@ -132,11 +133,12 @@ class PocketsphinxEngine(SttEngine):
         accept_coverage: float = 0.6,
         accept_backed: float = 1.0,
         question_margin: float = 15.0,
+        context=None,
     ) -> None:
         self.grammar = _decoder(bestpath=False, lm=None)  # no n-gram model: a grammar search only
         jsgf = command_grammar(
             people=people, teams=teams, directory=directory, prompt=prompt,
-            known=lambda w: self.grammar.lookup_word(w) is not None,
+            known=lambda w: self.grammar.lookup_word(w) is not None, context=context,
         )
         try:
             self.grammar.add_jsgf_string("commands", jsgf)
@@ -171,8 +173,10 @@ class PocketsphinxEngine(SttEngine):
         )
 
     @classmethod
-    def from_settings(cls, voice) -> PocketsphinxEngine:
+    def from_settings(cls, voice, context=None) -> PocketsphinxEngine:
+        """``context``: the tenant's command context (a Context or a path; default the industrial one)."""
         return cls(
+            context=context if context is not None else voice.context,
             people=voice.people,
             teams=voice.teams,
             directory=list(voice.actions.directory),
