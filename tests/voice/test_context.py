@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hotpath.voice.context import DEFAULT_CONTEXT, ContextError, load_context, parse_context, parse_expression
-from hotpath.voice.context_compile import Matcher, compile_context, expand, jsgf, render_action, render_reply
+from hotpath.voice.context_compile import Matcher, compile_context, jsgf, render_action, render_reply
 from hotpath.voice.context_rhino import convert_expression, import_rhino
 
 ROOT = Path(__file__).resolve().parents[2]
