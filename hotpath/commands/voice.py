@@ -108,6 +108,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         save: Optional[Path] = typer.Option(None, help="Write the reply audio to this WAV file"),
         as_json: bool = typer.Option(False, "--json", help="Print the trace events as JSON"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
+        prefix: Optional[str] = typer.Option(None, "--prefix", help="Topic prefix of the tenant to speak to (the demo's second tenant: home/)"),
     ) -> None:
         """Publish TEXT as speech on wearable/{device}/audio and print what the edge did.
 
@@ -118,6 +119,8 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         from bench.voice_sim import SimulatedWatch, synthesize_speech  # the simulator ships in bench/
 
         s = load_settings(config)
+        if prefix is not None:
+            s = s.model_copy(update={"voice": s.voice.model_copy(update={"topic_prefix": prefix})})
         if wav is not None:
             from hotpath.voice.audio import read_wav
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Protocol
 
 from hotpath.errors import HotpathError
-from hotpath.intent.types import Intent, IntentClassifier, IntentResult
+from hotpath.intent.types import Intent, IntentClassifier, IntentResult, Slots
 from hotpath.voice.audio import encode_framed
 from hotpath.intent.types import COMMAND_INTENTS
 from hotpath.voice.retry import CloudPort as CloudClient, RetryQueue  # the HTTP client: hotpath.clients.cloud
@@ -188,6 +188,12 @@ class Pipeline:
             # a built-in command this tenant's context does not have: not a command here
             result = replace(result, intent=Intent.GENERAL_QUERY,
                              reason=f"{result.intent.value} is not a command of context {ctx.context.context}")
+        if match is not None and match.intent == result.intent.value:
+            # the context's slot parser reads the sentence its own expression matched: its normalised
+            # values are the slots (a grammar transcript always is such a sentence)
+            got = match.slots
+            result = replace(result, slots=Slots(person=got.get("person"), team=got.get("team"),
+                                                 location=got.get("location") or result.slots.location))
         if result.intent in COMMAND_INTENTS:
             result = fill_slots(result, teams=self.voice.teams, people=self._people)
         out.intent = result

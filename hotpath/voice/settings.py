@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["VoiceSettings", "SttSettings", "TtsSettings", "ActionSettings", "CloudSettings", "LimitSettings"]
+__all__ = ["VoiceSettings", "TenantSettings", "SttSettings", "TtsSettings", "ActionSettings", "CloudSettings", "LimitSettings"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -148,6 +148,26 @@ class LimitSettings(_Section):
     intent model, TTS engine, MQTT and gRPC client between its devices)."""
 
 
+class TenantSettings(_Section):
+    """Another tenant served by the same edge deployment: its own context, topic prefix and STT service
+    (its pipeline, ingress and session hosts are its own; the broker is shared)."""
+
+    tenant_id: str = Field(min_length=1)
+    topic_prefix: str = Field(min_length=1)
+    """Must differ from every other tenant's (``home/`` -> ``home/wearable/{id}/audio``)."""
+    context: Path | None = None
+    grpc_port: int | None = Field(None, ge=1, le=65535)
+    """Its STT service's port (None: the first tenant's port + its position + 1)."""
+    replicas: int = Field(1, ge=1, le=64)
+    classifier: str | None = None
+    """None: the first tenant's classifier."""
+
+
+DEMO_TENANTS = [TenantSettings(tenant_id="home", topic_prefix="home/",
+                               context=Path(__file__).resolve().parents[2] / "contexts" / "examples" / "home_lighting.yaml")]
+"""What ``tenants: null`` means when ``hotpath up`` starts the demo: a second, home-lighting tenant."""
+
+
 class VoiceSettings(_Section):
     tenant_id: str = "demo"
     topic_prefix: str = ""
@@ -187,6 +207,10 @@ class VoiceSettings(_Section):
             "security", "medic", "first aid team", "forklift driver", "safety team",
         ]
     )
+    tenants: list[TenantSettings] | None = None
+    """More tenants on this edge, each understanding only its own context (docs/contexts.md). None: the
+    demo's second tenant (``DEMO_TENANTS``, home lighting on prefix ``home/``) when ``hotpath up``
+    starts the edge, none otherwise; ``[]``: none."""
     stt: SttSettings = SttSettings()
     tts: TtsSettings = TtsSettings()
     actions: ActionSettings = ActionSettings()

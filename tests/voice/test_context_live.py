@@ -170,3 +170,23 @@ def test_the_stt_grammar_reloads_between_utterances(tmp_path, caplog):
         e.open(SttHints(device_id="w-1")).cancel()
     assert e.reloads == 1 and "garage" in e.jsgf
     assert any("not reloaded" in r.getMessage() and "$rom" in r.getMessage() for r in caplog.records)
+
+
+def test_further_tenants_get_their_own_prefix_port_and_context():
+    from hotpath.config import Settings
+    from hotpath.errors import ConfigError
+    from hotpath.graphs.voice_edge_app import tenant_settings
+    from hotpath.voice.settings import SttSettings, TenantSettings
+
+    home = EXAMPLES / "home_lighting.yaml"
+    s = Settings().model_copy(update={"voice": VoiceSettings(
+        topic_prefix="a/", stt=SttSettings(grpc_port=20000),
+        tenants=[TenantSettings(tenant_id="home", topic_prefix="h/", context=home)])})
+    [(suffix, t)] = tenant_settings(s)
+    assert suffix == "-home" and t.voice.topic_prefix == "h/" and t.voice.context == home
+    assert t.voice.stt.grpc_port == 20001 and t.voice.stt.replicas == 1 and t.voice.tenants == []
+    clash = s.model_copy(update={"voice": s.voice.model_copy(update={
+        "tenants": [TenantSettings(tenant_id="x", topic_prefix="a/")]})})
+    with pytest.raises(ConfigError, match="already used"):
+        tenant_settings(clash)
+    assert tenant_settings(Settings()) == []  # unset: only `hotpath up` adds the demo's second tenant
