@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from hotpath.voice.context import (
-    NATO, NUMBER_WORDS, TENS, Alt, Context, SlotRef, SlotType, SlotValue, Seq, Word, load_context, parse_expression,
+    DEFAULT_CONTEXT, NATO, NUMBER_WORDS, TENS, Alt, Context, SlotRef, SlotType, SlotValue, Seq, Word, load_context,
+    parse_expression,
 )
 
 __all__ = ["jsgf", "Matcher", "Match", "expand", "training_rows", "write_training", "render_action", "render_reply",
-           "compile_context", "Compiled", "number_words", "tokens", "OOS_LINES"]
+           "compile_context", "Compiled", "number_words", "tokens", "OOS_LINES", "action_topic_filters",
+           "tenant_action_topics"]
 
 _TEMPLATE = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
 
@@ -397,6 +399,38 @@ def render_action(ctx: Context, intent: str, slots: Mapping[str, str | None], *,
         ext = book.get(who) or next((e for n, e in book.items() if who and (n in who or who in n)), None)
         return {"type": "sip", "to": who, "extension": ext}
     return {"type": a.type}
+
+
+def action_topic_filters(ctx: Context) -> list[str]:
+    """The MQTT topic filters the context's actions publish on: a level holding a ``{slot}`` becomes
+    ``+`` (``lights/{room}/set`` -> ``lights/+/set``); an ``undo`` intent's ``.../cancel`` too."""
+    out: list[str] = []
+    for it in ctx.intents.values():
+        a = it.action
+        if a.type != "mqtt":
+            continue
+        t = "/".join("+" if _TEMPLATE.search(level) else level for level in a.topic.split("/"))
+        out.append(t)
+        if it.confirm == "undo":
+            out.append(t + "/cancel")
+    return list(dict.fromkeys(out))
+
+
+def tenant_action_topics(voice) -> tuple[list[str], list[str]]:
+    """(the further tenants' topic prefixes, every tenant context's action topic filters) for the
+    broker's ACL; ``voice.tenants`` unset means the demo's tenants. A context that does not load adds
+    nothing here (the edge itself refuses to start on it, with the error)."""
+    from hotpath.voice.context import ContextError
+    from hotpath.voice.settings import DEMO_TENANTS
+
+    tenants = voice.tenants if voice.tenants is not None else DEMO_TENANTS
+    topics: list[str] = []
+    for path in [voice.context, *(t.context for t in tenants)]:
+        try:
+            topics += action_topic_filters(load_context(path) if path is not None else load_context(DEFAULT_CONTEXT))
+        except ContextError:
+            continue
+    return [t.topic_prefix for t in tenants], list(dict.fromkeys(topics))
 
 
 # ---------------------------------------------------------------------------------------- all of it

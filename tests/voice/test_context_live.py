@@ -190,3 +190,19 @@ def test_further_tenants_get_their_own_prefix_port_and_context():
     with pytest.raises(ConfigError, match="already used"):
         tenant_settings(clash)
     assert tenant_settings(Settings()) == []  # unset: only `hotpath up` adds the demo's second tenant
+
+
+def test_the_broker_acl_lets_the_edge_publish_every_tenants_action_topics():
+    from hotpath.cluster.mqtt_auth import ServiceUser, render_acl
+    from hotpath.voice.context_compile import tenant_action_topics
+    from hotpath.voice.settings import TenantSettings
+
+    v = VoiceSettings(topic_prefix="site/", tenants=[TenantSettings(
+        tenant_id="ward", topic_prefix="ward/", context=EXAMPLES / "hospital_ward.yaml")])
+    more, topics = tenant_action_topics(v)
+    assert more == ["ward/"]
+    assert {"team/summon", "team/summon/cancel", "ward/call", "ward/code-blue", "ward/code-blue/cancel"} <= set(topics)
+    acl = render_acl({}, [ServiceUser("edge", "edge", "x")], prefix="site/", more_prefixes=more, action_topics=topics)
+    for rule in ("topic read ward/wearable/+/audio", "topic readwrite ward/ward/code-blue/cancel",
+                 "topic readwrite site/team/summon", "topic readwrite site/team/summon/cancel"):
+        assert rule in acl.splitlines(), rule

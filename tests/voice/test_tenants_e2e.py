@@ -58,6 +58,7 @@ async def _say(s: Settings, prefix: str, device: str, pcm: bytes, text: str):
         if decision is not None and decision["data"]["decision"] == "confirm":
             yes = await w.speak(_speech_cache["yes"], text="yes")
             await w.wait_reply(yes, 40)
+            spoken.events.extend(yes.events)
         return spoken
     finally:
         await w.__aexit__()
@@ -92,5 +93,6 @@ async def test_each_tenant_understands_only_its_own_commands(edges, speech):
             reader.cancel()
     topics = [t for t, _ in got]
     # home understood its lighting command, and nothing else happened anywhere
-    assert topics == [f"{home}lights/kitchen/set"], (topics, [e for _, e in on_home.events])
+    trace = [(e["event"], e.get("data")) for _, e in on_home.events if e["event"] in ("stt-end", "intent", "decision")]
+    assert topics == [f"{home}lights/kitchen/set"], (topics, trace)
     assert got[0][1]["state"] == "on" and got[0][1]["tenant_id"] == "home"
