@@ -56,7 +56,8 @@ def _compile_figures(runs: int) -> dict:
             "target_s": 5.0, "ok": med <= 5.0, "runs": runs}
 
 
-def _speech_figures(path: Path, per_intent: int, outside: int, snrs: list[str], cache: Path, say) -> dict:
+def _speech_figures(path: Path, per_intent: int, outside: int, snrs: list[str], cache: Path, say,
+                    rows_out: Path | None = None) -> dict:
     from hotpath.voice import corpus as c
     from hotpath.voice.context import load_context
     from hotpath.voice.context_compile import OOS_LINES, expand
@@ -86,6 +87,12 @@ def _speech_figures(path: Path, per_intent: int, outside: int, snrs: list[str], 
     t0 = time.monotonic()
     results = evaluate(rows, recipe, cache, voice, say=say)
     by_id = {u.id: u for u in rows}
+    if rows_out is not None:
+        import dataclasses
+
+        with rows_out.open("w") as f:
+            for r in results:
+                f.write(json.dumps({**dataclasses.asdict(r), "text": by_id[r.id].text}) + "\n")
     acc = confirm_ok = wrong = false = cmd_n = out_n = 0
     for r in results:
         u = by_id[r.id]
@@ -115,6 +122,7 @@ def bench_context(
     outside: int = typer.Option(10, help="Out-of-context utterances (x2 industrial commands, x2 questions)"),
     snr: str = typer.Option("clean,20,10", help="SNRs to mix in (comma list: clean,20,10,5)"),
     cache: Path = typer.Option(Path(".hotpath/speech-contexts"), help="Where the clips are cached"),
+    rows_out: Optional[Path] = typer.Option(None, "--rows", help="Write each clip's decodes and decisions (JSON lines)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Compile time of a 20-intent context (target ≤ 5 s), and optionally a context's spoken commands."""
@@ -122,7 +130,7 @@ def bench_context(
     out = {"compile": _compile_figures(runs),
            "note": "timed on whatever machine ran it (figures under load are contended)"}
     if speech is not None:
-        out["speech"] = _speech_figures(speech, per_intent, outside, snr.split(","), cache, say)
+        out["speech"] = _speech_figures(speech, per_intent, outside, snr.split(","), cache, say, rows_out)
     typer.echo(json.dumps(out, indent=None if as_json else 2))
 
 

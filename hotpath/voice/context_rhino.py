@@ -16,7 +16,8 @@ Its syntax maps onto ours: ``[a, b]`` (one of) -> ``(a | b)``; ``(a)`` / ``(a, b
 Picovoice's built-in slots become ours (``pv.SingleDigitInteger`` -> digit (number 0..9),
 ``pv.TwoDigitInteger`` / ``pv.Percent`` -> number 0..99 / 0..100, ``pv.Alphabetic`` -> letter).
 Each intent gets an MQTT action on ``<context>/<intent>`` with its slots as the payload and a plain
-reply; edit them after the import. Any problem raises one :class:`ContextError` naming the file and
+reply naming the intent and its slots (``Move to 7.``, read back as ``Move to 7?``); edit them after
+the import. Any problem raises one :class:`ContextError` naming the file and
 line, and the result is validated by :func:`~hotpath.voice.context.parse_context` before it is written.
 """
 
@@ -80,6 +81,12 @@ def convert_expression(text: str, macros: dict[str, list[str]] | None = None) ->
     return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", re.sub(r"\[\s+", "[", re.sub(r"\s+\]", "]", s))))
 
 
+def _said(intent: str, slots: list[str]) -> str:
+    """``moveTo`` + [dock] -> ``Move to[ {dock}]``: a plain default reply naming the intent and its slots."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", intent).replace("_", " ").lower().split()
+    return " ".join(words).capitalize() + "".join(f"[ {{{n}}}]" for n in slots)
+
+
 def import_rhino(path: str | Path, name: str | None = None) -> str:
     """A Rhino context file -> our context YAML text (already validated)."""
     path = Path(path)
@@ -123,7 +130,8 @@ def import_rhino(path: str | Path, name: str | None = None) -> str:
             "expressions": converted,
             "action": {"type": "mqtt", "topic": f"{ctx_name}/{intent}", "payload": {n: f"{{{n}}}" for n in names}},
             "confirm": "never",
-            "reply": "Done.",
+            "reply": _said(intent, names) + ".",
+            "read_back": _said(intent, names) + "?",
         }
     ours = {"context": ctx_name, "description": f"imported from the Rhino context {path.name}",
             "slots": ours_slots, "intents": intents}
