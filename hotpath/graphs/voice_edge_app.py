@@ -117,7 +117,10 @@ def start(settings: Settings, say: Callable[[str], None]) -> list:
     from hotpath.voice.settings import DEMO_TENANTS
 
     if settings.voice.tenants is None:  # the demo: a second tenant on the same broker
-        settings = settings.model_copy(update={"voice": settings.voice.model_copy(update={"tenants": list(DEMO_TENANTS)})})
+        demo = [t for t in DEMO_TENANTS if t.context is None or t.context.is_file()]
+        if len(demo) < len(DEMO_TENANTS):
+            say("  voice: the demo's second tenant is skipped (contexts/examples is not in this install)")
+        settings = settings.model_copy(update={"voice": settings.voice.model_copy(update={"tenants": demo})})
     lines = start_voice(settings)
     for line in lines:
         say(line)

@@ -46,7 +46,10 @@ __all__ = [
 ]
 
 CONTEXTS_DIR = Path(__file__).resolve().parents[2] / "contexts"
-DEFAULT_CONTEXT = CONTEXTS_DIR / "industrial.yaml"
+"""The repository's contexts (``contexts/examples``: the Rhino imports and their sources)."""
+DEFAULT_CONTEXT = Path(__file__).resolve().parent / "industrial.yaml"
+"""The industrial default, shipped inside the package (so a wheel or image has it);
+``contexts/industrial.yaml`` in the repository is a link to it."""
 
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
                 "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
