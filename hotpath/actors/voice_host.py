@@ -123,6 +123,7 @@ class VoiceSessionHost:
         session = self.sessions.pop(device_id, None)
         if session is not None:
             await session.close(5.0)
+            self.pipeline.close_dialogs(device_id)  # its pending question's timer goes with it
 
     async def drain(self, timeout: float = 10.0) -> dict:
         sessions = list(self.sessions.values())
@@ -146,6 +147,7 @@ class VoiceSessionHost:
 
     async def close(self) -> None:
         await asyncio.gather(*(s.drain(5.0) for s in self.sessions.values()))
+        self.pipeline.close_dialogs()
         await self.stt.close()
         await self.pub.close()
 

@@ -161,8 +161,12 @@ class MosquittoService(Service):
             users = [u for u in users if u.role != "simulator"]
         devices = self.registry().devices
         v = self.settings.voice
+        from hotpath.voice.context_compile import tenant_action_topics
+
+        more, topics = tenant_action_topics(v)
         acl = render_acl(devices, users, prefix=v.topic_prefix, summon_topic=v.actions.summon_topic,
-                         extra_level=any(u.role == "simulator" for u in users))
+                         extra_level=any(u.role == "simulator" for u in users), more_prefixes=more,
+                         action_topics=topics)
         return render_passwd(devices, users), acl
 
     def write_auth(self) -> bool:

@@ -18,6 +18,8 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
     voice = typer.Typer(no_args_is_help=True, help="The voice edge: speak to it as a watch would.")
     root.add_typer(voice, name="voice")
 
+    _register_context(voice)
+
     @voice.command("corpus")
     def corpus_cmd(
         recipe: Path = typer.Option(None, help="Recipe YAML (default data/speech/recipe.yaml)"),
@@ -106,6 +108,7 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         save: Optional[Path] = typer.Option(None, help="Write the reply audio to this WAV file"),
         as_json: bool = typer.Option(False, "--json", help="Print the trace events as JSON"),
         config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
+        prefix: Optional[str] = typer.Option(None, "--prefix", help="Topic prefix of the tenant to speak to (the demo's second tenant: home/)"),
     ) -> None:
         """Publish TEXT as speech on wearable/{device}/audio and print what the edge did.
 
@@ -116,6 +119,8 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         from bench.voice_sim import SimulatedWatch, synthesize_speech  # the simulator ships in bench/
 
         s = load_settings(config)
+        if prefix is not None:
+            s = s.model_copy(update={"voice": s.voice.model_copy(update={"topic_prefix": prefix})})
         if wav is not None:
             from hotpath.voice.audio import read_wav
 
@@ -164,6 +169,130 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
         typer.echo(f"reply audio: {len(spoken.reply_pcm) / 32000:.2f} s"
                    + (f"; first chunk {(spoken.first_audio_at - spoken.t_end) * 1000:.0f} ms after end of speech"
                       if spoken.first_audio_at else ""))
+
+def _register_context(voice: typer.Typer) -> None:
+    ctx = typer.Typer(no_args_is_help=True, help="Tenant command contexts: validate, compile, test, import (docs/contexts.md).")
+    voice.add_typer(ctx, name="context")
+
+    @ctx.command("validate")
+    def validate_cmd(file: Path = typer.Argument(..., help="Context YAML")) -> None:
+        """Check a context file: one line naming the file, line and problem when it is wrong."""
+        from hotpath.voice.context import load_context
+
+        c = load_context(file)
+        n = sum(len(i.expressions) for i in c.intents.values())
+        typer.echo(f"{file}: context {c.context!r} ok: {len(c.intents)} intents, {n} expressions, "
+                   f"{len(c.slots)} slot types")
+
+    @ctx.command("compile")
+    def compile_cmd(
+        file: Path = typer.Argument(..., help="Context YAML"),
+        out: Path = typer.Option(Path(".hotpath/contexts"), help="Directory for <name>.jsgf, <name>.train.jsonl, <name>.json"),
+        per_intent: int = typer.Option(200, "--per-intent", help="Training sentences per intent (expanded expressions)"),
+        noise: float = typer.Option(0.5, help="Share of training sentences given paraphrase noise"),
+        seed: int = typer.Option(0),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file (the tenant's people, teams, directory)"),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+    ) -> None:
+        """Compile a context: the STT grammar (JSGF), the slot parser check, and intent training data (JSONL)."""
+        from hotpath.config import load_settings
+        from hotpath.voice.context_compile import compile_context, write_training
+        from hotpath.voice.grammar import tenant_values
+
+        v = load_settings(config).voice
+        values = tenant_values(people=v.people, teams=v.teams, directory=list(v.actions.directory), prompt=v.initial_prompt)
+        c = compile_context(file, per_intent=per_intent, noise=noise, seed=seed, values=values)
+        out.mkdir(parents=True, exist_ok=True)
+        name = c.context.context
+        (out / f"{name}.jsgf").write_text(c.jsgf, encoding="utf-8")
+        write_training(c.rows, out / f"{name}.train.jsonl")
+        # the slot parser is the context itself; check it reads back every sentence it generated
+        misses = [r["text"] for r in c.rows if r["source"] == f"context:{name}" and (
+            (m := c.matcher.match(r["text"])) is None or m.intent != r["intent"] or m.slots != r["slots"])]
+        summary = {"context": name, "intents": len(c.context.intents), "training_rows": len(c.rows),
+                   "jsgf": str(out / f"{name}.jsgf"), "training": str(out / f"{name}.train.jsonl"),
+                   "parser_misses": len(misses), "seconds": {k: round(x, 4) for k, x in c.seconds.items()}}
+        (out / f"{name}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        if as_json:
+            typer.echo(json.dumps(summary))
+            return
+        typer.echo(f"{file}: {summary['intents']} intents -> {summary['jsgf']} ({len(c.jsgf)} bytes), "
+                   f"{summary['training']} ({len(c.rows)} rows) in {c.seconds['total']:.2f} s")
+        if misses:
+            typer.echo(f"warning: the slot parser reads {len(misses)} generated sentences differently, e.g. {misses[0]!r}"
+                       " (an ambiguous expression)", err=True)
+
+    @ctx.command("test")
+    def test_cmd(
+        file: Path = typer.Argument(..., help="Context YAML"),
+        sentence: str = typer.Argument("", help="What is said (typed text)"),
+        wav: Optional[Path] = typer.Option(None, "--wav", help="A recording instead: decoded with the context's grammar"),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML settings file"),
+    ) -> None:
+        """Run a sentence (or a recording) through the context: intent, slots, the action and the reply."""
+        from hotpath.config import load_settings
+        from hotpath.errors import BadInput
+        from hotpath.voice.context import load_context
+        from hotpath.voice.context_compile import Matcher, render_action, render_reply
+        from hotpath.voice.grammar import tenant_values
+
+        v = load_settings(config).voice
+        c = load_context(file)
+        values = tenant_values(people=v.people, teams=v.teams, directory=list(v.actions.directory), prompt=v.initial_prompt)
+        res: dict = {"context": c.context}
+        text = sentence
+        if wav is not None:
+            from hotpath.voice.audio import read_wav
+            from hotpath.voice.stt import SttHints
+            from hotpath.voice.stt_pocketsphinx import PocketsphinxEngine
+
+            engine = PocketsphinxEngine.from_settings(v, context=c)
+            stream = engine.open(SttHints(device_id="context-test"))
+            stream.accept(read_wav(wav))
+            t = stream.finish()
+            text = t.text
+            res["stt"] = {"text": t.text, "source": t.source, **t.alternatives}
+            if not t.source.startswith("grammar"):
+                text = ""  # the rejection verdict: not a command of this context
+        elif not sentence:
+            raise BadInput("test what? give a SENTENCE or --wav FILE")
+        m = Matcher(c, values).match(text) if text else None
+        res["text"] = text
+        if m is None:
+            res.update(intent=None, slots={}, action=None, reply="Sorry, say that again?" if wav else None,
+                       note="no expression of this context matches: no action (the text would go to the cloud)")
+        else:
+            it = c.intents[m.intent]
+            res.update(intent=m.intent, slots=m.slots, said=m.said, confirm=it.confirm,
+                       action=render_action(c, m.intent, m.slots, prefix=v.topic_prefix, directory=v.actions.directory),
+                       reply=render_reply(it.reply, m.slots))
+        if as_json:
+            typer.echo(json.dumps(res))
+            return
+        if "stt" in res:
+            typer.echo(f"heard:   {res['stt']['text']!r} ({res['stt']['source']})")
+        typer.echo(f"intent:  {res['intent']}")
+        typer.echo(f"slots:   {json.dumps(res['slots'])}")
+        typer.echo(f"action:  {json.dumps(res['action'])}" + (f" (confirm: {res['confirm']})" if res.get("confirm") else ""))
+        typer.echo(f"reply:   {res['reply']}")
+
+    @ctx.command("import")
+    def import_cmd(
+        rhino: Path = typer.Argument(..., help="A Picovoice Rhino context YAML"),
+        out: Path = typer.Option(..., "--out", help="Our context YAML to write"),
+        name: Optional[str] = typer.Option(None, help="Context name (default: the file's stem)"),
+    ) -> None:
+        """Convert a Picovoice Rhino context to ours (then edit each intent's action, confirmation and reply)."""
+        from hotpath.voice.context import parse_context
+        from hotpath.voice.context_rhino import import_rhino
+
+        text = import_rhino(rhino, name)
+        c = parse_context(text, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"{rhino} -> {out}: {len(c.intents)} intents, {len(c.slots)} slot types")
+
 
 class aiomqtt_client:  # noqa: N801 - a context manager collecting team/summon messages
     def __init__(self, s) -> None:

@@ -7,7 +7,9 @@ Pure domain (no Ray, no network client; ``tests/voice/test_layers.py`` checks it
 ``stt`` (interface) / ``engines`` (the factory) / ``stt_pocketsphinx`` / ``stt_whisper`` /
 ``grammar`` (engines), ``tts`` (espeak-ng, Piper), ``keyword_intent`` / ``routing``,
 ``messages`` (trace events, actions), ``pipeline`` (one utterance end to end over injected ports),
-``limits`` (counters, flood guard), ``settings``.
+``limits`` (counters, flood guard), ``settings``, and the tenant's command context: ``context`` (the
+YAML format, one file:line error), ``context_compile`` (JSGF, slot parser, training rows, actions and
+replies), ``context_rhino`` (Picovoice Rhino import), ``context_live`` (hot reload; docs/contexts.md).
 
 Adapters live outside: ``hotpath.clients`` (cloud HTTP, webhook, SIP dialer, STT gRPC client),
 ``hotpath.streams.mqtt``; Ray shells in ``hotpath.actors.voice_ingress`` / ``voice_host`` (session hosts),

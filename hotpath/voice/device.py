@@ -152,7 +152,7 @@ class VoiceStream:
             await self._stt_failed(utt, exc)
             return
         stt = {"source": result.source, "engine": result.engine, "decode_ms": round(result.finish_ms, 2),
-               "replica": result.replica}
+               "replica": result.replica, "features": dict(result.alternatives)}
         out = await self.pipeline.handle(self.device_id, utt, result.text, ended_at, stt=stt)
         self.outcomes = (self.outcomes + [out])[-20:]
 

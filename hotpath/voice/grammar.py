@@ -1,16 +1,22 @@
 """The command grammar (JSGF) a site's pocketsphinx decoder is constrained by.
 
-Built from the tenant's vocabulary: people and teams in its directory, the ``initial_prompt`` hint
-words, place nouns with numbers and letters. Words the pronunciation dictionary lacks are left out
-(``known`` decides), so a tenant's odd name never breaks the grammar.
+Compiled from the tenant's command context (:mod:`hotpath.voice.context`; the default is
+``contexts/industrial.yaml``), with the tenant's own vocabulary in its extensible slot types: people
+and teams in its directory, the ``initial_prompt`` hint words. Words the pronunciation dictionary
+lacks are left out (``known`` decides), so a tenant's odd name never breaks the grammar.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["command_grammar", "hint_phrases"]
+from hotpath.voice.context import DEFAULT_CONTEXT, Context, load_context
+from hotpath.voice.context_compile import jsgf
+
+__all__ = ["command_grammar", "hint_phrases", "tenant_values", "cached_context"]
 
 _NUM_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 _DIGITS = {str(i + 1): w for i, w in enumerate(_NUM_WORDS)}
@@ -27,27 +33,33 @@ def hint_phrases(prompt: str) -> list[str]:
     return out
 
 
-def _alts(phrases: Iterable[str], known: Callable[[str], bool]) -> str:
-    keep = sorted({p for p in phrases if p and all(known(w) for w in p.split())})
-    return " | ".join(keep) if keep else "<VOID>"
+@lru_cache(maxsize=16)
+def _cached(path: str, mtime: float) -> Context:
+    return load_context(path)
+
+
+def cached_context(path: str | Path | None = None) -> Context:
+    """The context at ``path`` (default: the industrial one), loaded once per file version."""
+    p = Path(path) if path is not None else DEFAULT_CONTEXT
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        mtime = -1.0
+    return _cached(str(p), mtime)
+
+
+def tenant_values(*, people: Iterable[str], teams: Iterable[str], directory: Iterable[str], prompt: str) -> dict[str, list[str]]:
+    """The tenant's settings as values of the context's extensible slot types ``person`` and ``team``."""
+    people = list(people)
+    hints = hint_phrases(prompt)
+    person = people + list(directory) + [f"{t} {p}" for p in people for t in ("technician", "doctor", "mister")]
+    team = list(teams) + [h for h in hints if h not in {"emergency", "help"}]
+    return {"person": person, "team": team}
 
 
 def command_grammar(
-    *, people: Iterable[str], teams: Iterable[str], directory: Iterable[str], prompt: str, known: Callable[[str], bool]
+    *, people: Iterable[str], teams: Iterable[str], directory: Iterable[str], prompt: str, known: Callable[[str], bool],
+    context: Context | str | Path | None = None,
 ) -> str:
-    hints = hint_phrases(prompt)
-    person = list(people) + list(directory) + [f"{t} {p}" for p in people for t in ("technician", "doctor", "mister")]
-    team = list(teams) + [h for h in hints if h not in {"emergency", "help"}]
-    return f"""#JSGF V1.0;
-grammar commands;
-public <command> = <dial> | <summon> | <emergency> | <cancel>;
-<dial> = [please] (call | dial | phone | ring | get me) [the] <person> [please] [now];
-<person> = {_alts(person, known)};
-<summon> = [please | (can | could) you] [i | we] (need | send | get | summon | bring) [a | an | the | some] <team> [(to | at | in) [the] <place>] [here] [now] [please] [right away];
-<team> = {_alts(team, known)};
-<place> = [loading] dock <num> | aisle <num> | zone <letter> | warehouse <letter> | bay <num> | gate <num>;
-<num> = {' | '.join(_NUM_WORDS)};
-<letter> = a | b | c | d | e;
-<emergency> = emergency [help] | help [help] | man down | fire [fire];
-<cancel> = cancel [that | the call | it] | never mind | stop;
-"""
+    ctx = context if isinstance(context, Context) else cached_context(context)
+    return jsgf(ctx, known=known, values=tenant_values(people=people, teams=teams, directory=directory, prompt=prompt))

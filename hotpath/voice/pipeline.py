@@ -14,6 +14,13 @@ cancels); ``rejected`` gets "Sorry, say that again?". EMERGENCY acts at once, sp
 and accepts "cancel". Callers that pass no ``source`` (other engines) keep the confidence rule alone.
 Every decision is a ``decision`` trace event. Timed-out questions are closed by :meth:`Pipeline.tick`
 (the pipeline also schedules it itself when it runs inside an event loop).
+
+The tenant's command context (:mod:`hotpath.voice.context`, settings ``voice.context``) decides what
+is a command here: a transcript one of its expressions matches runs that intent's action (MQTT
+publish, webhook, SIP dial or cloud) under its confirmation policy and speaks its reply template;
+the built-in intents (DIAL_PERSON, SUMMON_TEAM, EMERGENCY, CANCEL) are commands only when the context
+has them (the industrial default does), so a tenant understands only its own commands. The context is
+reloaded between utterances when its file changes (:class:`~hotpath.voice.context_live.LiveContext`).
 """
 
 from __future__ import annotations
@@ -22,21 +29,23 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Protocol
 
 from hotpath.errors import HotpathError
-from hotpath.intent.types import Intent, IntentClassifier, IntentResult
+from hotpath.intent.types import Intent, IntentClassifier, IntentResult, Slots
 from hotpath.voice.audio import encode_framed
 from hotpath.intent.types import COMMAND_INTENTS
 from hotpath.voice.retry import CloudPort as CloudClient, RetryQueue  # the HTTP client: hotpath.clients.cloud
+from hotpath.voice.context_compile import Compiled, Match, render_action, render_reply
+from hotpath.voice.context_live import LiveContext
 from hotpath.voice.dialog import Dialog
 from hotpath.voice.messages import CloudAnswer, CloudQuery, Counters, DialRequest, SummonTeam, TraceEvent, events_topic, tts_topic
 from hotpath.voice.routing import Route, fill_slots, route
 from hotpath.voice.settings import VoiceSettings
 from hotpath.voice.tts import TtsEngine, chunk_pcm
 
-__all__ = ["Publisher", "Pipeline", "Outcome", "CLOUD_UNREACHABLE", "NOT_UNDERSTOOD"]
+__all__ = ["Publisher", "Pipeline", "Outcome", "ContextCommand", "CLOUD_UNREACHABLE", "NOT_UNDERSTOOD"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,19 @@ NOT_UNDERSTOOD = "Sorry, say that again?"
 _BELIEVED = {"grammar": 1.0, "grammar-unsure": 0.6, "lm": 0.6, "lm-full": 0.6}
 """The speech verdict caps the intent's confidence (a command read from free text is never more
 than plausible)."""
+
+
+_BUILT_IN = {i.value for i in Intent}
+
+
+@dataclass(frozen=True, slots=True)
+class ContextCommand:
+    """A command of the tenant's context (an intent beyond the built-in ones), as read back or done."""
+
+    compiled: Compiled
+    intent: str
+    slots: dict
+    text: str
 
 
 class Publisher(Protocol):
@@ -68,6 +90,8 @@ class Outcome:
     """The action read back for a yes/no (decision ``confirm``)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
     """since the utterance ended: stt, intent, action, tts_first, tts_end."""
+    command: ContextCommand | None = None
+    """The tenant context's command, when one of its own intents (not a built-in one) matched."""
 
 
 class Pipeline:
@@ -84,6 +108,7 @@ class Pipeline:
         retry: RetryQueue | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
+        context: LiveContext | None = None,
     ) -> None:
         self.voice = voice
         self.classifier = classifier
@@ -101,6 +126,14 @@ class Pipeline:
         self.dialogs: dict[str, Dialog] = {}
         """device id -> its confirmation dialog (created on first use)."""
         self._people = list(voice.people) + list(voice.actions.directory)
+        self._timers_of: dict[str, set[asyncio.Task]] = {}
+        if context is None:
+            from hotpath.voice.grammar import tenant_values
+
+            context = LiveContext(voice.context, tenant_values(
+                people=voice.people, teams=voice.teams, directory=list(voice.actions.directory), prompt=voice.initial_prompt))
+        self.context = context
+        """The tenant's command context, reloaded between utterances when its file changes."""
 
     def dialog(self, device_id: str) -> Dialog:
         d = self.dialogs.get(device_id)
@@ -145,7 +178,21 @@ class Pipeline:
             await self._decide(out, ended_at, why=source or "empty transcript")
             await self.speak(device_id, utterance_id, out.reply, ended_at, out)
             return out
+        ctx = self.context.get()  # one version of the context for the whole utterance
+        match = ctx.matcher.match(text)
+        if match is not None and match.intent not in _BUILT_IN:
+            return await self._handle_command(out, ctx, match, source, ended_at)
         result = self.classifier.predict(text)
+        if result.intent in COMMAND_INTENTS and result.intent.value not in ctx.context.intents:
+            # a built-in command this tenant's context does not have: not a command here
+            result = replace(result, intent=Intent.GENERAL_QUERY,
+                             reason=f"{result.intent.value} is not a command of context {ctx.context.context}")
+        if match is not None and match.intent == result.intent.value:
+            # the context's slot parser reads the sentence its own expression matched: its normalised
+            # values are the slots (a grammar transcript always is such a sentence)
+            got = match.slots
+            result = replace(result, slots=Slots(person=got.get("person"), team=got.get("team"),
+                                                 location=got.get("location") or result.slots.location))
         if result.intent in COMMAND_INTENTS:
             result = fill_slots(result, teams=self.voice.teams, people=self._people)
         out.intent = result
@@ -191,6 +238,83 @@ class Pipeline:
         self.counters["utterances"] += 1
         return out
 
+    async def _handle_command(self, out: Outcome, ctx: Compiled, m: Match, source: str | None, ended_at: float) -> Outcome:
+        """A command of the tenant's own context: act, read back or offer an undo, by its policy."""
+        dev, utt = out.device_id, out.utterance_id
+        it = ctx.context.intents[m.intent]
+        cmd = out.command = ContextCommand(ctx, m.intent, dict(m.slots), out.text)
+        confidence = _BELIEVED.get(source, 1.0) if source else 1.0
+        believed = source in (None, "grammar")
+        out.timings_ms["intent"] = await self.event(
+            "intent", dev, utt, ended_at, intent=m.intent, context=ctx.context.context, confidence=confidence,
+            route="action", slots=m.slots)
+        policy = it.confirm
+        dialog = self.dialog(dev)
+        if it.action.type == "cloud":
+            out.decision = "cloud"
+            await self._decide(out, ended_at, why=f"context {ctx.context.context}: {m.intent} goes to the cloud")
+            res = IntentResult(out.text, Intent.GENERAL_QUERY, confidence)
+            out.reply = await self._ask_cloud(dev, utt, Route("cloud", res, self.voice.device_locations.get(dev)), ended_at)
+            await self.speak(dev, utt, out.reply, ended_at, out)
+            self.counters["utterances"] += 1
+            return out
+        act_now = believed and (policy in ("never", "undo") or (isinstance(policy, float) and confidence >= policy))
+        if act_now:
+            out.reply, out.action = await self._act_command(dev, utt, cmd)
+            out.timings_ms["action"] = await self.event("action", dev, utt, ended_at, **out.action)
+            out.decision = "act"
+            if policy == "undo":
+                out.decision = "undo-offered"
+                if "cancel" not in out.reply.lower():
+                    out.reply += " Say cancel to call it off."
+                dialog.offer_undo(out.reply, utt, out.action)
+                self._schedule_timeout(dev)
+        elif it.action.type == "cancel":
+            out.reply, out.decision = NOT_UNDERSTOOD, "reject"
+        else:
+            prompt = render_reply(it.read_back, m.slots) if it.read_back else render_reply(it.reply, m.slots).rstrip(".!") + "?"
+            out.reply, out.proposed, out.decision = prompt, {"action": m.intent, **m.slots}, "confirm"
+            dialog.ask(prompt, utt, cmd)
+            self._schedule_timeout(dev)
+        await self._decide(out, ended_at, why=f"context {ctx.context.context}, policy {policy}, speech {source or '-'}")
+        await self.speak(dev, utt, out.reply, ended_at, out)
+        self.counters["utterances"] += 1
+        return out
+
+    async def _act_command(self, device_id: str, utterance_id: str, cmd: ContextCommand) -> tuple[str, dict]:
+        """Run a context command's action; returns (the reply, the action as traced)."""
+        v, ctx = self.voice, cmd.compiled.context
+        it = ctx.intents[cmd.intent]
+        a = render_action(ctx, cmd.intent, cmd.slots, directory=v.actions.directory)
+        meta = {"intent": cmd.intent, "tenant_id": v.tenant_id, "device_id": device_id,
+                "utterance_id": utterance_id, "text": cmd.text, "at": time.time()}
+        done = {"action": cmd.intent, "context": ctx.context, "type": a["type"], "slots": cmd.slots}
+        reply = render_reply(it.reply, cmd.slots)
+        if a["type"] == "mqtt":
+            await self.pub.publish(v.topic_prefix + a["topic"], json.dumps({**a["payload"], **meta}).encode(), qos=a["qos"])
+            return reply, {**done, "topic": a["topic"]}
+        if a["type"] == "webhook":
+            if self.webhook is None:
+                self.counters["webhook_unroutable"] += 1
+                return "Sorry, I can't do that from here.", {**done, "via": []}
+
+            async def post() -> None:
+                try:
+                    await self.webhook(a["url"], {**a["body"], **meta})
+                except HotpathError as exc:
+                    await self.error(device_id, "webhook_failed", exc.one_line(), utterance_id)
+
+            self._spawn(post())
+            return reply, {**done, "url": a["url"], "via": ["webhook"]}
+        if a["type"] == "sip":
+            if self.dialer is None or not a["extension"]:
+                self.counters["dial_unroutable"] += 1
+                return f"Sorry, I can't call {a['to'] or 'them'} from here.", {**done, "via": []}
+            req = DialRequest(v.tenant_id, device_id, a["to"], a["extension"], None, cmd.text, time.time())
+            self._spawn(self._dial(device_id, utterance_id, req))
+            return reply, {**done, "extension": a["extension"], "via": ["sip"]}
+        return reply, done  # cancel: nothing pending to call off
+
     async def _decide(self, out: Outcome, ended_at: float | None, why: str) -> None:
         self.counters[f"decision_{out.decision}"] += 1
         await self.event("decision", out.device_id, out.utterance_id, ended_at, decision=out.decision, why=why,
@@ -227,9 +351,14 @@ class Pipeline:
         elif p.kind == "undo":  # an emergency called off
             msg = {"type": "cancel", "tenant_id": self.voice.tenant_id, "device_id": dev,
                    "utterance_id": p.utterance_id, "at": time.time()}
-            await self.pub.publish(self.voice.topic_prefix + self.voice.actions.summon_topic + "/cancel",
+            topic = (p.payload or {}).get("topic") if isinstance(p.payload, dict) else None
+            await self.pub.publish(self.voice.topic_prefix + (topic or self.voice.actions.summon_topic) + "/cancel",
                                    json.dumps(msg).encode(), qos=1)
             out.reply, out.decision, out.action = "Emergency alert cancelled.", "undone", {"action": "CANCEL", "of": p.utterance_id}
+        elif answer == "yes" and isinstance(p.payload, ContextCommand):
+            out.reply, out.action = await self._act_command(dev, utt, p.payload)
+            out.timings_ms["action"] = await self.event("action", dev, utt, ended_at, confirmed=p.utterance_id, **out.action)
+            out.decision = "confirmed"
         elif answer == "yes":
             out.reply, out.action = await self._act(dev, utt, p.payload, ended_at)
             out.timings_ms["action"] = await self.event("action", dev, utt, ended_at, confirmed=p.utterance_id, **out.action)
@@ -268,6 +397,9 @@ class Pipeline:
         task = loop.create_task(later())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
+        mine = self._timers_of.setdefault(device_id, set())
+        mine.add(task)
+        task.add_done_callback(mine.discard)
 
     async def _act(self, device_id: str, utterance_id: str, r: Route, ended_at: float) -> tuple[str, dict]:
         res, now, v = r.result, time.time(), self.voice
@@ -276,8 +408,9 @@ class Pipeline:
             msg = SummonTeam(v.tenant_id, device_id, r.location, res.text, now, team, utterance_id)
             await self.pub.publish(v.topic_prefix + v.actions.summon_topic, msg.to_json(), qos=1)
             where = f" to {r.location}" if r.location else ""
-            reply = ("Emergency alert sent. Help is on the way." if res.intent is Intent.EMERGENCY
-                     else f"{team.capitalize()} summoned{where}.")
+            reply = self._reply(res.intent, {"team": team, "location": r.location}) or (
+                "Emergency alert sent. Help is on the way." if res.intent is Intent.EMERGENCY
+                else f"{team.capitalize()} summoned{where}.")
             return reply, {"action": res.intent.value, "topic": v.actions.summon_topic, "team": team, "location": r.location}
         if res.intent is Intent.DIAL_PERSON:
             person = res.slots.person or "someone"
@@ -294,10 +427,16 @@ class Pipeline:
             if not how:
                 self.counters["dial_unroutable"] += 1
                 return f"Sorry, I can't call {person} from here.", {"action": "DIAL_PERSON", "person": person, "via": []}
-            return f"Calling {person}.", {"action": "DIAL_PERSON", "person": person, "extension": ext, "via": how}
+            return (self._reply(res.intent, {"person": person}) or f"Calling {person}.",
+                    {"action": "DIAL_PERSON", "person": person, "extension": ext, "via": how})
         if res.intent is Intent.CANCEL:
-            return "Cancelled.", {"action": "CANCEL"}
+            return self._reply(res.intent, {}) or "Cancelled.", {"action": "CANCEL"}
         return "Done.", {"action": res.intent.value}
+
+    def _reply(self, intent: Intent, slots: dict) -> str | None:
+        """The context's reply template for a built-in intent (None when the context has none)."""
+        it = self.context.current.context.intents.get(intent.value)
+        return render_reply(it.reply, slots) if it is not None else None
 
     async def _dial(self, device_id: str, utterance_id: str, req: DialRequest) -> None:
         try:
@@ -370,10 +509,17 @@ class Pipeline:
         if out is not None:
             out.timings_ms["tts_end"] = t
 
-    def close_dialogs(self) -> None:
-        """Stop the timers of pending questions (the pipeline is going away)."""
+    def close_dialogs(self, device_id: str | None = None) -> None:
+        """Stop the timers of pending questions: of one device (its session retired; its dialog is
+        dropped) or of all (the pipeline is going away)."""
+        if device_id is not None:
+            for t in list(self._timers_of.pop(device_id, ())):
+                t.cancel()
+            self.dialogs.pop(device_id, None)
+            return
         for t in list(self._timers):
             t.cancel()
+        self._timers_of.clear()
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["VoiceSettings", "SttSettings", "TtsSettings", "ActionSettings", "CloudSettings", "LimitSettings"]
+__all__ = ["VoiceSettings", "TenantSettings", "SttSettings", "TtsSettings", "ActionSettings", "CloudSettings", "LimitSettings"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -148,11 +148,35 @@ class LimitSettings(_Section):
     intent model, TTS engine, MQTT and gRPC client between its devices)."""
 
 
+class TenantSettings(_Section):
+    """Another tenant served by the same edge deployment: its own context, topic prefix and STT service
+    (its pipeline, ingress and session hosts are its own; the broker is shared)."""
+
+    tenant_id: str = Field(min_length=1)
+    topic_prefix: str = Field(min_length=1)
+    """Must differ from every other tenant's (``home/`` -> ``home/wearable/{id}/audio``)."""
+    context: Path | None = None
+    grpc_port: int | None = Field(None, ge=1, le=65535)
+    """Its STT service's port (None: the first tenant's port + its position + 1)."""
+    replicas: int = Field(1, ge=1, le=64)
+    classifier: str | None = None
+    """None: the first tenant's classifier."""
+
+
+DEMO_TENANTS = [TenantSettings(tenant_id="home", topic_prefix="home/",
+                               context=Path(__file__).resolve().parents[2] / "contexts" / "examples" / "home_lighting.yaml")]
+"""What ``tenants: null`` means when ``hotpath up`` starts the demo: a second, home-lighting tenant."""
+
+
 class VoiceSettings(_Section):
     tenant_id: str = "demo"
     topic_prefix: str = ""
     """Prepended to every voice topic (``{prefix}wearable/{id}/audio``, ``{prefix}team/summon``);
     lets two sites, or a test, share one broker."""
+    context: Path | None = None
+    """The tenant's command context YAML (docs/contexts.md): its intents, expressions, slot types,
+    actions and replies; None: the industrial default ``contexts/industrial.yaml``. The edge reloads it
+    when the file changes (a bad new file keeps the old one)."""
     initial_prompt: str = "Emergency, Help, Alpha-7, Warehouse-B"
     """Hints for the STT engine: names and places of this tenant (Whisper ``initial_prompt``; also
     added to the pocketsphinx command grammar)."""
@@ -183,6 +207,10 @@ class VoiceSettings(_Section):
             "security", "medic", "first aid team", "forklift driver", "safety team",
         ]
     )
+    tenants: list[TenantSettings] | None = None
+    """More tenants on this edge, each understanding only its own context (docs/contexts.md). None: the
+    demo's second tenant (``DEMO_TENANTS``, home lighting on prefix ``home/``) when ``hotpath up``
+    starts the edge, none otherwise; ``[]``: none."""
     stt: SttSettings = SttSettings()
     tts: TtsSettings = TtsSettings()
     actions: ActionSettings = ActionSettings()

@@ -5,7 +5,8 @@ while a command grammar gets them right but forces *every* sentence into a comma
 has two decoders for the same audio, fed incrementally while the person speaks (the second only
 when needed, see below):
 
-* ``grammar``: a JSGF grammar built from the tenant's vocabulary (:mod:`hotpath.voice.grammar`);
+* ``grammar``: a JSGF grammar compiled from the tenant's command context and vocabulary
+  (:mod:`hotpath.voice.grammar`, :mod:`hotpath.voice.context`);
 * ``lm``: the general en-US n-gram model, for free-form questions.
 
 At the end of the utterance the grammar's command is kept only when it explains the audio about as
@@ -35,16 +36,22 @@ two threads take the time of one), so the replicas of one process decode in para
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
+from pathlib import Path
 
-from hotpath.errors import ModelError
+from hotpath.errors import HotpathError, ModelError
+from hotpath.voice.context import DEFAULT_CONTEXT, Context
+from hotpath.voice.context_live import file_version
 from hotpath.voice.grammar import command_grammar
 from hotpath.voice.rejection import Features, RejectionPolicy, backed_share, judge
 from hotpath.voice.stt import SttEngine, SttHints, SttStream, Transcript
 
 __all__ = ["PocketsphinxEngine"]
+
+log = logging.getLogger(__name__)
 
 _PARTIAL_EVERY = 16000
 _LAZY_MIN_FRAMES = 60  # a partial grammar score over less than 0.6 s says too little to start the LM on
@@ -132,18 +139,14 @@ class PocketsphinxEngine(SttEngine):
         accept_coverage: float = 0.6,
         accept_backed: float = 1.0,
         question_margin: float = 15.0,
+        context=None,
     ) -> None:
         self.grammar = _decoder(bestpath=False, lm=None)  # no n-gram model: a grammar search only
-        jsgf = command_grammar(
-            people=people, teams=teams, directory=directory, prompt=prompt,
-            known=lambda w: self.grammar.lookup_word(w) is not None,
-        )
-        try:
-            self.grammar.add_jsgf_string("commands", jsgf)
-            self.grammar.activate_search("commands")
-        except Exception as exc:
-            raise ModelError(f"command grammar refused by pocketsphinx: {exc}") from exc
-        self.jsgf = jsgf
+        self._vocabulary = dict(people=list(people), teams=list(teams), directory=list(directory), prompt=prompt)
+        self.context_path = None if isinstance(context, Context) else Path(context or DEFAULT_CONTEXT)
+        self._context_version = file_version(self.context_path) if self.context_path else None
+        self._checked = time.monotonic()
+        self.jsgf = self._load_grammar(context)
         # Single-pass LM search: the second (fwdflat) pass and the lattice best path would re-decode
         # the whole utterance after it ends, which is exactly the latency we cannot afford. The
         # streaming LM pass is pruned hard (its job is to tell commands from questions); a question's
@@ -155,6 +158,7 @@ class PocketsphinxEngine(SttEngine):
         self.start_score = start_score
         self.reject_score = reject_score
         self.lm_runs = 0
+        self.reloads = 0
         """Utterances the LM decoded (lazy mode counts how often the grammar was not enough)."""
         # Live CMN adapts the cepstral mean across utterances. A replica serves every device in turn,
         # so the mean is kept per device (any replica of this process picks it up); a new device
@@ -171,8 +175,10 @@ class PocketsphinxEngine(SttEngine):
         )
 
     @classmethod
-    def from_settings(cls, voice) -> PocketsphinxEngine:
+    def from_settings(cls, voice, context=None) -> PocketsphinxEngine:
+        """``context``: the tenant's command context (a Context or a path; default the industrial one)."""
         return cls(
+            context=context if context is not None else voice.context,
             people=voice.people,
             teams=voice.teams,
             directory=list(voice.actions.directory),
@@ -192,7 +198,36 @@ class PocketsphinxEngine(SttEngine):
             question_margin=voice.stt.question_margin,
         )
 
+    def _load_grammar(self, context) -> str:
+        jsgf = command_grammar(**self._vocabulary, context=context,
+                               known=lambda w: self.grammar.lookup_word(w) is not None)
+        try:
+            self.grammar.add_jsgf_string("commands", jsgf)
+            self.grammar.activate_search("commands")
+        except Exception as exc:
+            raise ModelError(f"command grammar refused by pocketsphinx: {exc}") from exc
+        return jsgf
+
+    def reload_if_changed(self) -> bool:
+        """Between utterances: when the context file changed, compile its grammar and swap it in; a bad
+        file keeps the old grammar and logs one line (once per file version). True when swapped."""
+        if self.context_path is None or time.monotonic() - self._checked < 0.5:
+            return False
+        self._checked = time.monotonic()
+        version = file_version(self.context_path)
+        if version is None or version == self._context_version:
+            return False
+        self._context_version = version
+        try:
+            self.jsgf = self._load_grammar(self.context_path)
+        except HotpathError as exc:
+            log.warning("command grammar of %s not reloaded, keeping the old one: %s", self.context_path, exc.one_line())
+            return False
+        self.reloads += 1
+        return True
+
     def open(self, hints: SttHints) -> SttStream:
+        self.reload_if_changed()  # a replica is between utterances here
         return _Stream(self, hints)
 
 

@@ -10,7 +10,8 @@ DOMAIN = [
     "hotpath.voice.routing", "hotpath.voice.messages", "hotpath.voice.pipeline",
     "hotpath.voice.stt", "hotpath.voice.stt_pocketsphinx", "hotpath.voice.grammar", "hotpath.voice.tts",
     "hotpath.voice.settings", "hotpath.voice.device", "hotpath.voice.ingress", "hotpath.voice.retry",
-    "hotpath.voice.engines",
+    "hotpath.voice.engines", "hotpath.voice.context", "hotpath.voice.context_compile", "hotpath.voice.context_rhino",
+    "hotpath.voice.context_live",
 ]
 
 

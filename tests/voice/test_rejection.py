@@ -105,3 +105,15 @@ def test_noise_only_audio_makes_no_utterance_and_no_action(tmp_path, engine):
     figures = summarise(results, rows, v.teams)
     assert figures["overall"]["false_action_rate"] == 0.0
     assert results[-1].utterances == 0  # digital silence opens no utterance
+
+
+def test_a_command_fitted_on_a_fragment_of_the_speech_never_acts():
+    # #12's last false action (held-out piper-joe-fast, 10 dB): the question "why is the scanner showing
+    # an error" decoded by the grammar as "fire fire" with a convincing score and margin -> EMERGENCY.
+    f = Features("fire fire", "why is this fayetteville", -37.4, 23.3, 0.67, 1.0)
+    assert f.spoken < 0.5
+    assert judge(f, RejectionPolicy()) == "lm"
+    # the same command when the LM heard about as much speech is still believed
+    real = Features("fire fire", "firefight", -37.4, 23.3, 0.67, 1.0)
+    assert judge(real, RejectionPolicy()) == "grammar"
+    assert judge(Features("emergency help", "emergencies harold", -30.0, 25.0, 0.9, 1.0), RejectionPolicy()) == "grammar"
