@@ -22,6 +22,7 @@ BENCHES: tuple[str, ...] = (
     "bench.recs",
     "bench.coview_quality",
     "bench.cloud",
+    "bench.walk",
 )
 
 

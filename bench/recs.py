@@ -392,7 +392,7 @@ def run_bench(
 def _fallback_timing(settings: Settings, base: str, cat, rng: random.Random) -> dict:
     import httpx
 
-    from hotpath.recs.keys import Keys
+    from hotpath.recs.model import Keys
     from hotpath.stores.factory import open_hot_cache
 
     cache = open_hot_cache(settings)

@@ -44,7 +44,7 @@ def _settings(masters: int):
 
 
 def _ensure_loaded(s, cat) -> None:
-    from hotpath.recs.keys import ALL_CATEGORIES, Keys
+    from hotpath.recs.model import ALL_CATEGORIES, Keys
     from hotpath.recs.loader import load_catalog
     from hotpath.stores.factory import open_dimension_store, open_hot_cache
     from hotpath.stores.redis_fast import bulk_writer

@@ -131,7 +131,7 @@ def recs_roots(settings: Settings, *, app_name: str | None = None) -> list[str]:
 def ensure_demo_catalog(settings: Settings, say: Callable[[str], None] = print) -> dict | None:
     """Generate and load the default (small) catalog unless its keys are already in Redis."""
     from hotpath.recs.catalog import generate, master_uuid
-    from hotpath.recs.keys import ALL_CATEGORIES, Keys
+    from hotpath.recs.model import ALL_CATEGORIES, Keys
     from hotpath.recs.loader import load_catalog
     from hotpath.stores.factory import open_dimension_store, open_hot_cache
     from hotpath.stores.redis_fast import bulk_writer

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from hotpath.recs.catalog import Catalog, master_uuid
-from hotpath.recs.keys import Keys
+from hotpath.recs.model import Keys
 from hotpath.recs.loader import set_promo
 from hotpath.recs.model import BestsellersQuery, PidAttrs, RelatedQuery
 from .reference import Reference
