@@ -9,6 +9,9 @@
   parsed by ``hiredis`` directly (a connection per thread): what the replica's master-row loads use.
 * ``AsyncZReader``: ``ztop_many`` on the event loop over one persistent connection, the reads of
   all requests in one loop iteration written together (the per-request user-history read).
+
+What they need of the cache is its public face: ``RedisHotCache.pipeline()``, ``.errors(what)`` (the
+one error mapping) and ``.endpoint`` (for the connections that speak RESP through ``hiredis``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-import redis.exceptions
 
 from hotpath.errors import HotpathError, ServiceUnavailable, StoreError
 from hotpath.stores.base import HotCache
+from hotpath.stores.redis_cache import RedisHotCache
 
 __all__ = ["AsyncZReader", "BulkWriter", "bulk_writer", "hgetall_many_reader", "ztop_many_reader"]
 
@@ -46,10 +49,9 @@ class BulkWriter:
 
 
 class _RedisBulkWriter(BulkWriter):
-    def __init__(self, cache: HotCache, chunk: int = 5000) -> None:
+    def __init__(self, cache: RedisHotCache, chunk: int = 5000) -> None:
         super().__init__(cache)
-        self._client = cache._client  # type: ignore[attr-defined]
-        self._pipe = self._client.pipeline(transaction=False)
+        self._pipe = cache.pipeline()
         self._n = 0
         self._chunk = chunk
 
@@ -77,18 +79,12 @@ class _RedisBulkWriter(BulkWriter):
     def flush(self) -> None:
         if not self._n:
             return
-        try:
+        with self.cache.errors("bulk load"):
             self._pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ServiceUnavailable(f"Redis unavailable during bulk load: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
-            raise StoreError(f"Redis bulk load failed: {exc}") from exc
         self._n = 0
 
 
 def bulk_writer(cache: HotCache) -> BulkWriter:
-    from hotpath.stores.redis_cache import RedisHotCache
-
     if isinstance(cache, RedisHotCache):
         return _RedisBulkWriter(cache)
     return BulkWriter(cache)
@@ -96,24 +92,17 @@ def bulk_writer(cache: HotCache) -> BulkWriter:
 
 def ztop_many_reader(cache: HotCache):
     """A ``ztop_many(keys, n)`` callable, fast for Redis, the cache's own method otherwise."""
-    from hotpath.stores.redis_cache import RedisHotCache
-
     if not isinstance(cache, RedisHotCache):
         return cache.ztop_many
-    client = cache._client  # type: ignore[attr-defined]
 
     def ztop_many(keys, n):
         if n <= 0 or not keys:
             return [[] for _ in keys]
-        pipe = client.pipeline(transaction=False)
+        pipe = cache.pipeline()
         for key in keys:
             pipe.zrevrange(key, 0, n, withscores=True)
-        try:
+        with cache.errors("ZREVRANGE many"):
             res = pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ServiceUnavailable(f"Redis unavailable: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
-            raise StoreError(f"Redis ZREVRANGE failed: {exc}") from exc
         out = []
         for key, rows in zip(keys, res):
             if len(rows) > n and rows[n - 1][1] == rows[n][1]:
@@ -173,12 +162,10 @@ def hgetall_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
     one pipelined write, replies parsed by ``hiredis`` on a connection per thread, ~4x less CPU
     than redis-py's pipeline (which spends ~15 us of Python per command). The cache's own method
     for caches other than Redis."""
-    from hotpath.stores.redis_cache import RedisHotCache
-
     if not isinstance(cache, RedisHotCache):
         return cache.hgetall_many
-    kw = cache._pool.connection_kwargs  # type: ignore[attr-defined]
-    host, port, db, password = kw.get("host", "localhost"), int(kw.get("port", 6379)), int(kw.get("db", 0) or 0), kw.get("password")
+    ep = cache.endpoint
+    host, port, db, password = ep.host, ep.port, ep.db, ep.password
     local = threading.local()
 
     def hgetall_many(keys):
