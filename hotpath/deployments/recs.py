@@ -305,7 +305,8 @@ def _start_shared_port_server(ingress: "RecsIngress", host: str, port: int) -> i
     sock.listen(2048)
     app = _SharedPortApp(ingress, AsyncZReader(ingress.service.cache, ingress.settings))
     server = uvicorn.Server(uvicorn.Config(app, http="httptools", loop="none", lifespan="off", access_log=False,
-                                           log_config=None, timeout_keep_alive=75, backlog=2048))  # fmt: skip
+                                           log_config=None, timeout_keep_alive=75, backlog=2048, proxy_headers=False,
+                                           server_header=False))  # fmt: skip
 
     def run() -> None:
         try:
