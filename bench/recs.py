@@ -11,7 +11,7 @@ that point also reaches ``--target-rps`` (1,000). By Little's law 1,000 req/s at
 few connections and spare capacity, so the low counts are the ones that can meet it.
 
 Steps: load a generated catalog into Redis (bench key prefix), deploy two apps on Ray Serve: the
-service (replica-local columns + pub/sub) and the *baseline* (the same pipeline written the
+service (replica-local columns + pub/sub; on a shared port, as ``make run`` deploys it) and the *baseline* (the same pipeline written the
 straightforward way: every request reads every zset and pipelines HGETALL of every candidate's
 hashes); drive both with ``wrk`` on loopback (an asyncio+httpx generator when wrk is missing);
 the service's endpoints are measured at the lowest concurrency (2, 4, 8, ... up to
@@ -301,16 +301,23 @@ def run_bench(
                     logging_config=LoggingConfig(enable_access_log=False))  # fmt: skip
         s_http = settings.model_copy(update={"serve": settings.serve.model_copy(update={"http_port": http_port})})
         say("bench: deploying the service and the baseline")
-        serve.run(build_recs_app(settings, local=True, name="RecsBench"), name="recs-bench", route_prefix="/bench/v1/recs", blocking=False)
+        from hotpath.graphs.recs_app import shared_port
+
+        # the service on a shared port, as `make run` deploys it: past the range Serve's direct ingress
+        # allocates from (+1 .. +900), and fixed (an ephemeral port picked here could be taken by an
+        # outgoing connection before the replica binds it)
+        svc_port = shared_port(s_http) + 950
+        serve.run(build_recs_app(settings, local=True, name="RecsBench", http_port=svc_port), name="recs-bench",
+                  route_prefix="/bench/v1/recs", blocking=False)  # fmt: skip
         base_settings = settings.model_copy(update={"recs": recs.model_copy(update={"replicas": 1})})
         serve.run(build_recs_app(base_settings, local=False, name="RecsBaseline"), name="recs-baseline", route_prefix="/baseline/v1/recs", blocking=False)  # noqa: E501
         _wait_running(serve, ["recs-bench", "recs-baseline"])
         bases = {
-            "service": recs_base_url(s_http, app_name="recs-bench", route_prefix="/bench/v1/recs"),
+            "service": recs_base_url(s_http, app_name="recs-bench", route_prefix="/bench/v1/recs", http_port=svc_port),
             "baseline": recs_base_url(s_http, app_name="recs-baseline", route_prefix="/baseline/v1/recs"),
         }
         roots = {
-            "service": recs_roots(s_http, app_name="recs-bench"),
+            "service": [f"http://{settings.serve.host}:{svc_port}"],  # every replica shares it
             "baseline": recs_roots(s_http, app_name="recs-baseline"),
         }
         rng = random.Random(5)
@@ -647,7 +654,7 @@ def register(bench) -> None:
         masters: Optional[int] = typer.Option(None, min=100, max=1_000_000,
                                               help="Catalog size (default: 20,000; with --target: the settings' demo catalog)"),
         address: Optional[str] = typer.Option(None, help="Use this running Ray cluster (default: a private one)"),
-        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas (each serves its own port)"),
+        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas of the service (all on its one shared port)"),
         outage: Optional[float] = typer.Option(None, min=5.0, max=300.0,
                                                help="With --target: kill this stack's Redis for this many seconds under load"),
         rate: float = typer.Option(200.0, min=1.0, help="With --outage: request rate"),

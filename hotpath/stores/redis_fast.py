@@ -2,9 +2,10 @@
 
 * ``bulk_writer(cache)``: chunked pipelined writes for loaders (key-by-key for other caches);
 * ``ztop_many_reader(cache)``: ``HotCache.ztop_many`` as plain pipelined ``ZREVRANGE`` (no script
-  round trip per pipeline). It asks for ``n + 1`` members and, only when the ``n``-th and the next
-  share a score (a tie at the cut), re-reads that key through the cache's tie-exact ``ztop``; so
-  results equal ``ztop_many`` (score desc, member asc) exactly.
+  round trip per pipeline), parsed by ``hiredis`` directly (a connection per thread). It asks for
+  ``n + 1`` members and, only when the ``n``-th and the next share a score (a tie at the cut),
+  re-reads that key through the cache's tie-exact ``ztop``; so results equal ``ztop_many`` (score
+  desc, member asc) exactly.
 * ``hgetall_many_reader(cache)``: ``HotCache.hgetall_many`` written as one pipelined payload and
   parsed by ``hiredis`` directly (a connection per thread): what the replica's master-row loads use.
 * ``AsyncZReader``: ``ztop_many`` on the event loop over one persistent connection, the reads of
@@ -90,32 +91,6 @@ def bulk_writer(cache: HotCache) -> BulkWriter:
     return BulkWriter(cache)
 
 
-def ztop_many_reader(cache: HotCache):
-    """A ``ztop_many(keys, n)`` callable, fast for Redis, the cache's own method otherwise."""
-    if not isinstance(cache, RedisHotCache):
-        return cache.ztop_many
-
-    def ztop_many(keys, n):
-        if n <= 0 or not keys:
-            return [[] for _ in keys]
-        pipe = cache.pipeline()
-        for key in keys:
-            pipe.zrevrange(key, 0, n, withscores=True)
-        with cache.errors("ZREVRANGE many"):
-            res = pipe.execute()
-        out = []
-        for key, rows in zip(keys, res):
-            if len(rows) > n and rows[n - 1][1] == rows[n][1]:
-                out.append(cache.ztop(key, n))
-                continue
-            rows = rows[:n]
-            rows.sort(key=lambda kv: (-kv[1], kv[0]))
-            out.append(rows)
-        return out
-
-    return ztop_many
-
-
 class _SyncConn:
     """One blocking Redis connection speaking RESP2 through ``hiredis.Reader`` directly."""
 
@@ -157,6 +132,57 @@ class _SyncConn:
             pass
 
 
+def _thread_conns(cache: RedisHotCache, timeout_s: float):
+    """``call(payload, n) -> n replies`` on a :class:`_SyncConn` per thread (made on first use, dropped
+    on a connection error, which becomes :class:`ServiceUnavailable` naming the address)."""
+    ep = cache.endpoint
+    local = threading.local()
+
+    def call(payload: bytes, n: int) -> list:
+        conn = getattr(local, "conn", None)
+        try:
+            if conn is None:
+                conn = local.conn = _SyncConn(ep.host, ep.port, ep.db, ep.password, timeout_s)
+            return conn.call(payload, n)
+        except (OSError, ConnectionError) as exc:
+            if conn is not None:
+                conn.close()
+            local.conn = None
+            raise ServiceUnavailable(f"Redis unavailable at {ep.host}:{ep.port}: {exc!r}") from exc
+
+    return call
+
+
+def ztop_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
+    """A ``ztop_many(keys, n)`` callable (the cache's contract: score desc, member asc): plain pipelined
+    ``ZREVRANGE ... WITHSCORES`` of ``n + 1`` members, written as one payload and parsed by ``hiredis``
+    on a connection per thread; a tie at the cut re-reads that key through the cache's exact ``ztop``
+    (rare). The cache's own method for caches other than Redis."""
+    if not isinstance(cache, RedisHotCache):
+        return cache.ztop_many
+    call = _thread_conns(cache, timeout_s)
+
+    def ztop_many(keys, n):
+        if n <= 0 or not keys:
+            return [[] for _ in keys]
+        tail = b"$1\r\n0\r\n" + _bulk(b"%d" % n) + b"$10\r\nWITHSCORES\r\n"
+        payload = b"".join(b"*5\r\n$9\r\nZREVRANGE\r\n" + _bulk(k.encode()) + tail for k in keys)
+        out = []
+        for key, flat in zip(keys, call(payload, len(keys))):
+            if isinstance(flat, Exception):
+                raise _reply_error(f"Redis ZREVRANGE {key} failed: {flat}", flat)
+            rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+            if len(rows) > n and rows[n - 1][1] == rows[n][1]:
+                out.append(cache.ztop(key, n))
+                continue
+            rows = rows[:n]
+            rows.sort(key=_score_desc_member_asc)
+            out.append(rows)
+        return out
+
+    return ztop_many
+
+
 def hgetall_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
     """A ``hgetall_many(keys)`` callable (the cache's contract: one dict per key, ``{}`` when absent):
     one pipelined write, replies parsed by ``hiredis`` on a connection per thread, ~4x less CPU
@@ -164,26 +190,14 @@ def hgetall_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
     for caches other than Redis."""
     if not isinstance(cache, RedisHotCache):
         return cache.hgetall_many
-    ep = cache.endpoint
-    host, port, db, password = ep.host, ep.port, ep.db, ep.password
-    local = threading.local()
+    call = _thread_conns(cache, timeout_s)
 
     def hgetall_many(keys):
         if not keys:
             return []
         payload = b"".join(b"*2\r\n$7\r\nHGETALL\r\n" + _bulk(k.encode()) for k in keys)
-        conn = getattr(local, "conn", None)
-        try:
-            if conn is None:
-                conn = local.conn = _SyncConn(host, port, db, password, timeout_s)
-            replies = conn.call(payload, len(keys))
-        except (OSError, ConnectionError) as exc:
-            if conn is not None:
-                conn.close()
-            local.conn = None
-            raise ServiceUnavailable(f"Redis unavailable at {host}:{port}: {exc!r}") from exc
         out = []
-        for key, flat in zip(keys, replies):
+        for key, flat in zip(keys, call(payload, len(keys))):
             if isinstance(flat, Exception):
                 raise _reply_error(f"Redis HGETALL {key} failed: {flat}", flat)
             it = iter(flat)

@@ -17,12 +17,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.services]
 APP, PREFIX = "recs-test", "/test-recs/v1/recs"
 
 
-def _free_port() -> int:
-    import socket
+def _test_port(s, n: int) -> int:
+    """A shared port for a test app: past Serve's direct-ingress range (+1 .. +900 above the stack's
+    own shared port) and fixed (an ephemeral port can be taken by an outgoing connection meanwhile)."""
+    from hotpath.graphs.recs_app import shared_port
 
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        return sk.getsockname()[1]
+    return shared_port(s) + 960 + n
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def urls(ray_session, redis_sqlite):
     from hotpath.graphs.recs_app import deploy_recs, recs_base_url
 
     s, _, _ = redis_sqlite
-    port = _free_port()
+    port = _test_port(s, 0)
     deploy_recs(s, name=APP, route_prefix=PREFIX, http_port=port)
     out = {"shared": recs_base_url(s, app_name=APP, route_prefix=PREFIX, http_port=port),
            "serve": recs_base_url(s, app_name=APP, route_prefix=PREFIX)}  # fmt: skip
@@ -143,7 +143,7 @@ def test_shared_port_is_shared_by_replicas(ray_session, redis_sqlite) -> None:
     s, _, _ = redis_sqlite
     s2 = s.model_copy(update={"recs": s.recs.model_copy(update={"replicas": 2, "warm_masters": 0,
                                                                 "promos_consumer": False})})  # fmt: skip
-    port = _free_port()
+    port = _test_port(s, 1)
     deploy_recs(s2, name=APP + "-2", route_prefix=PREFIX + "2", http_port=port)
     try:
         url = recs_base_url(s2, route_prefix=PREFIX + "2", http_port=port)
