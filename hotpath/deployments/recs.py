@@ -253,6 +253,9 @@ class RecsIngress:
         }
 
     def __del__(self) -> None:  # pragma: no cover - replica shutdown
+        server = getattr(self, "_http_server", None)
+        if server is not None:  # stop taking connections on the shared port (the other replicas do)
+            server.should_exit = True
         try:
             self.ab.close()
             self.service.close()
