@@ -23,6 +23,7 @@ BENCHES: tuple[str, ...] = (
     "bench.coview_quality",
     "bench.cloud",
     "bench.contexts",
+    "bench.walk",
 )
 
 

@@ -1,13 +1,17 @@
 """``hotpath bench recs``: the recommendation endpoints through a running Serve app, vs a baseline.
 
 ``hotpath bench recs --target URL`` measures any running endpoint instead (what ``make run``
-printed, e.g. ``http://127.0.0.1:18000/v1/recs``): the demo catalog's ids (regenerated from the
+printed, e.g. ``http://127.0.0.1:30000/v1/recs``): the demo catalog's ids (regenerated from the
 settings, the same seed) drive ``/related`` and ``/bestsellers`` through ``wrk`` (``--generator
-python``: an asyncio + httpx client; ``both``), ``--runs`` times, each at the lowest concurrency
-reaching ``--target-rps``; the median run of each endpoint is reported beside every run.
+python``: an asyncio + httpx client; ``both``) at each of ``--connections`` (4, 8, 16, 32),
+``--runs`` times interleaved; per point the medians of req/s, p50, p99 and the serving processes'
+CPU µs per request (every local process listening on the target's port, read with psutil: robust
+under contention), and the best point whose p99 is within ``--p99-ms`` (15): the target is met when
+that point also reaches ``--target-rps`` (1,000). By Little's law 1,000 req/s at p99 <= 15 ms needs
+few connections and spare capacity, so the low counts are the ones that can meet it.
 
 Steps: load a generated catalog into Redis (bench key prefix), deploy two apps on Ray Serve: the
-service (replica-local columns + pub/sub) and the *baseline* (the same pipeline written the
+service (replica-local columns + pub/sub; on a shared port, as ``make run`` deploys it) and the *baseline* (the same pipeline written the
 straightforward way: every request reads every zset and pipelines HGETALL of every candidate's
 hashes); drive both with ``wrk`` on loopback (an asyncio+httpx generator when wrk is missing);
 the service's endpoints are measured at the lowest concurrency (2, 4, 8, ... up to
@@ -38,7 +42,7 @@ import numpy as np
 
 from hotpath.config import Settings
 
-__all__ = ["run_bench", "run_target", "run_outage", "register"]
+__all__ = ["run_bench", "run_target", "format_target", "run_outage", "register"]
 
 _WRK_LUA = r"""
 local paths = {}
@@ -297,16 +301,23 @@ def run_bench(
                     logging_config=LoggingConfig(enable_access_log=False))  # fmt: skip
         s_http = settings.model_copy(update={"serve": settings.serve.model_copy(update={"http_port": http_port})})
         say("bench: deploying the service and the baseline")
-        serve.run(build_recs_app(settings, local=True, name="RecsBench"), name="recs-bench", route_prefix="/bench/v1/recs", blocking=False)
+        from hotpath.graphs.recs_app import shared_port
+
+        # the service on a shared port, as `make run` deploys it: past the range Serve's direct ingress
+        # allocates from (+1 .. +900), and fixed (an ephemeral port picked here could be taken by an
+        # outgoing connection before the replica binds it)
+        svc_port = shared_port(s_http) + 950
+        serve.run(build_recs_app(settings, local=True, name="RecsBench", http_port=svc_port), name="recs-bench",
+                  route_prefix="/bench/v1/recs", blocking=False)  # fmt: skip
         base_settings = settings.model_copy(update={"recs": recs.model_copy(update={"replicas": 1})})
         serve.run(build_recs_app(base_settings, local=False, name="RecsBaseline"), name="recs-baseline", route_prefix="/baseline/v1/recs", blocking=False)  # noqa: E501
         _wait_running(serve, ["recs-bench", "recs-baseline"])
         bases = {
-            "service": recs_base_url(s_http, app_name="recs-bench", route_prefix="/bench/v1/recs"),
+            "service": recs_base_url(s_http, app_name="recs-bench", route_prefix="/bench/v1/recs", http_port=svc_port),
             "baseline": recs_base_url(s_http, app_name="recs-baseline", route_prefix="/baseline/v1/recs"),
         }
         roots = {
-            "service": recs_roots(s_http, app_name="recs-bench"),
+            "service": [f"http://{settings.serve.host}:{svc_port}"],  # every replica shares it
             "baseline": recs_roots(s_http, app_name="recs-baseline"),
         }
         rng = random.Random(5)
@@ -388,7 +399,7 @@ def run_bench(
 def _fallback_timing(settings: Settings, base: str, cat, rng: random.Random) -> dict:
     import httpx
 
-    from hotpath.recs.keys import Keys
+    from hotpath.recs.model import Keys
     from hotpath.stores.factory import open_hot_cache
 
     cache = open_hot_cache(settings)
@@ -476,19 +487,67 @@ def _split_target(url: str) -> tuple[str, str]:
     return f"{u.scheme}://{u.netloc}", path
 
 
+def _server_processes(root: str) -> list:
+    """The local processes listening on the target's port (every replica sharing it), for their CPU
+    time; empty when the target is not on this machine or psutil may not see them."""
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    u = urlsplit(root)
+    if u.hostname not in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
+        return []
+    port = u.port or 80
+    try:
+        pids = {c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port and c.pid}
+        return [psutil.Process(p) for p in sorted(pids)]
+    except (psutil.Error, OSError):
+        return []
+
+
+def _cpu_s(procs: list) -> float | None:
+    import psutil
+
+    try:
+        return sum(t.user + t.system for t in (p.cpu_times() for p in procs)) if procs else None
+    except psutil.Error:  # a replica went away mid-run
+        return None
+
+
+def _measure(root: str, paths: list[str], seconds: float, connections: int, generator: str, procs: list) -> dict:
+    """One load run, with the serving processes' CPU per request (robust under contention: it counts
+    the CPU the servers used, not the time requests waited for a core)."""
+    c0 = _cpu_s(procs)
+    r = _load(root, paths, seconds, connections, generator)
+    c1 = _cpu_s(procs)
+    r["cpu_us_per_req"] = round((c1 - c0) / r["requests"] * 1e6, 1) if c0 is not None and c1 is not None and r["requests"] else None
+    r["load1"] = round(os.getloadavg()[0], 2)
+    r["at"] = time.strftime("%H:%M:%S", time.gmtime())
+    return r
+
+
+DEFAULT_CONNECTIONS = (4, 8, 16, 32)
+
+
 def run_target(
     settings: Settings,
     target: str,
     *,
-    seconds: float = 20.0,
-    concurrency: int = 32,
+    seconds: float = 10.0,
+    connections: tuple[int, ...] = DEFAULT_CONNECTIONS,
     runs: int = 3,
     target_rps: float = 1000.0,
+    p99_target_ms: float = 15.0,
     generators: tuple[str, ...] = ("wrk",),
     masters: int | None = None,
     say=print,
 ) -> dict:
-    """Measure a running endpoint ``runs`` times per generator; the median run of each endpoint."""
+    """Measure a running endpoint at each connection count of ``connections``, ``runs`` times
+    (interleaved: run 1 at every count, then run 2, ... so a drifting machine load hits all counts
+    alike); per count the medians of req/s, p50, p99 and CPU µs per request of the serving
+    processes. ``best``: the highest-rate count whose median p99 is within ``p99_target_ms``;
+    ``target_met``: it also reaches ``target_rps``. ``median`` (kept for callers): the best point,
+    else the highest-rate one."""
     import httpx
 
     root, prefix = _split_target(target)
@@ -498,30 +557,77 @@ def run_target(
         from hotpath.errors import ServiceUnavailable
 
         raise ServiceUnavailable(f"{target} answered {probe.status_code} to {rel[0]}: {probe.text[:200]}")
-    out: dict = {"target": root + prefix, "machine": _machine(), "config": {
-        "seconds": seconds, "runs": runs, "target_rps": target_rps, "max_concurrency": concurrency}}  # fmt: skip
-    say(f"bench: warming {root + prefix}")
+    procs = _server_processes(root)
+    conns = tuple(sorted(set(connections)))
+    out: dict = {"target": root + prefix, "machine": _machine(), "server_processes": len(procs), "config": {
+        "seconds": seconds, "runs": runs, "connections": list(conns), "target_rps": target_rps,
+        "p99_target_ms": p99_target_ms}}  # fmt: skip
+    say(f"bench: warming {root + prefix} ({len(procs)} serving process(es) found on its port)")
     _load(root, [prefix + p for p in rel], min(5, seconds), 4)
     _load(root, [prefix + p for p in bs], min(3, seconds), 4)
     for gen in generators:
         res: dict = {}
         for name, paths in (("related", rel), ("bestsellers", bs)):
-            runs_out = []
+            full = [prefix + p for p in paths]
+            by_c: dict[int, list[dict]] = {c: [] for c in conns}
             for i in range(runs):
-                say(f"bench: {gen} {name} run {i + 1}/{runs}")
-                r = _sweep(root, [prefix + p for p in paths], seconds, concurrency, target_rps, min(8.0, seconds), say, gen)
-                r["at"] = time.strftime("%H:%M:%S", time.gmtime())
-                r["load1"] = round(os.getloadavg()[0], 2)
-                runs_out.append(r)
-            med = sorted(runs_out, key=lambda r: r["rps"])[len(runs_out) // 2]
+                for c in conns:
+                    r = _measure(root, full, seconds, c, gen, procs)
+                    by_c[c].append(r)
+                    say(f"bench: {gen} {name} run {i + 1}/{runs} c={c}: {r['rps']} req/s p50 {r['p50_ms']} "
+                        f"p99 {r['p99_ms']} ms, {r['cpu_us_per_req']} cpu-µs/req, load {r['load1']}")  # fmt: skip
+            sweep = []
+            for c in conns:
+                rs = by_c[c]
+                cpu = [r["cpu_us_per_req"] for r in rs if r["cpu_us_per_req"] is not None]
+                sweep.append({
+                    "connections": c,
+                    "rps": round(float(np.median([r["rps"] for r in rs])), 1),
+                    "p50_ms": round(float(np.median([r["p50_ms"] for r in rs])), 2),
+                    "p99_ms": round(float(np.median([r["p99_ms"] for r in rs])), 2),
+                    "cpu_us_per_req": round(float(np.median(cpu)), 1) if cpu else None,
+                    "errors": sum(r["errors"] for r in rs),
+                    "runs": [{k: r[k] for k in ("at", "load1", "rps", "p50_ms", "p99_ms", "cpu_us_per_req", "errors")}
+                             for r in rs],  # fmt: skip
+                })
+            within = [p for p in sweep if p["p99_ms"] <= p99_target_ms and p["errors"] == 0]
+            best = max(within, key=lambda p: p["rps"]) if within else None
+            top = best or max(sweep, key=lambda p: p["rps"])
             res[name] = {
-                "median": {k: med[k] for k in ("rps", "p50_ms", "p99_ms", "concurrency", "errors")},
-                "median_p99_ms": float(np.median([r["p99_ms"] for r in runs_out])),
-                "runs": [{k: r[k] for k in ("at", "load1", "concurrency", "rps", "p50_ms", "p99_ms", "errors")}
-                         for r in runs_out],  # fmt: skip
+                "sweep": sweep,
+                "best": best,
+                "target_met": best is not None and best["rps"] >= target_rps,
+                "median": {"concurrency": top["connections"], **{k: top[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}},
             }
         out[gen] = res
     return out
+
+
+def format_target(res: dict) -> str:
+    """The sweep as the table the target is judged by (one per generator and endpoint)."""
+    cfg = res["config"]
+    lines = [f"target {res['target']}  ({res['server_processes']} serving process(es); {cfg['runs']} runs of "
+             f"{cfg['seconds']:g} s per point, medians; machine: {res['machine']['cpus']} cpus, "
+             f"load1 {res['machine']['load1_at_end']:.1f})"]  # fmt: skip
+    for gen in ("wrk", "python"):
+        for ep in ("related", "bestsellers"):
+            if ep not in res.get(gen, {}):
+                continue
+            r = res[gen][ep]
+            lines.append(f"{gen} {ep}:")
+            lines.append("  conns     req/s   p50 ms   p99 ms  cpu-µs/req  errors")
+            for p in r["sweep"]:
+                cpu = "-" if p["cpu_us_per_req"] is None else f"{p['cpu_us_per_req']:.0f}"
+                lines.append(f"  {p['connections']:>5} {p['rps']:>9.1f} {p['p50_ms']:>8.2f} {p['p99_ms']:>8.2f}"
+                             f" {cpu:>11} {p['errors']:>7}")  # fmt: skip
+            b = r["best"]
+            if b is None:
+                lines.append(f"  best within p99 <= {cfg['p99_target_ms']:g} ms: none")
+            else:
+                verdict = "target met" if r["target_met"] else f"below {cfg['target_rps']:g} req/s"
+                lines.append(f"  best within p99 <= {cfg['p99_target_ms']:g} ms: c={b['connections']} {b['rps']} req/s, "
+                             f"p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms ({verdict})")  # fmt: skip
+    return "\n".join(lines)
 
 
 def register(bench) -> None:
@@ -534,7 +640,11 @@ def register(bench) -> None:
     @bench.command("recs")
     def bench_recs(
         target: Optional[str] = typer.Option(None, help="Measure this running endpoint (e.g. what `make run` printed)"),
-        seconds: float = typer.Option(30.0, min=1.0, max=600.0, help="Load time per endpoint (per run)"),
+        seconds: Optional[float] = typer.Option(None, min=1.0, max=600.0,
+                                                help="Load time per endpoint and run (default 30 s; with --target per sweep point, 10 s)"),
+        connections: str = typer.Option(",".join(map(str, DEFAULT_CONNECTIONS)),
+                                        help="With --target: the connection counts swept"),
+        p99_ms: float = typer.Option(15.0, min=0.1, help="With --target: the p99 a sweep point must keep"),
         concurrency: int = typer.Option(32, min=1, max=1024, help="Highest concurrency (the sweep stops earlier)"),
         sweep: bool = typer.Option(True, "--sweep/--no-sweep",
                                    help="Measure at the lowest concurrency (2, 4, 8, ...) reaching --target-rps"),
@@ -544,7 +654,7 @@ def register(bench) -> None:
         masters: Optional[int] = typer.Option(None, min=100, max=1_000_000,
                                               help="Catalog size (default: 20,000; with --target: the settings' demo catalog)"),
         address: Optional[str] = typer.Option(None, help="Use this running Ray cluster (default: a private one)"),
-        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas (each serves its own port)"),
+        replicas: int = typer.Option(1, min=1, max=8, help="Ingress replicas of the service (all on its one shared port)"),
         outage: Optional[float] = typer.Option(None, min=5.0, max=300.0,
                                                help="With --target: kill this stack's Redis for this many seconds under load"),
         rate: float = typer.Option(200.0, min=1.0, help="With --outage: request rate"),
@@ -565,21 +675,21 @@ def register(bench) -> None:
             gens = ("wrk", "python") if generator == "both" else (generator,)
             if any(g not in ("wrk", "python") for g in gens):
                 raise BadInput(f"--generator must be wrk, python or both, got {generator!r}", field="generator")
-            res = run_target(s, target, seconds=seconds, concurrency=concurrency, runs=runs, target_rps=target_rps,
-                             generators=gens, masters=masters, say=say)  # fmt: skip
-            if as_json:
-                typer.echo(json.dumps(res))
-            else:
-                for g in gens:
-                    for k in ("related", "bestsellers"):
-                        m = res[g][k]["median"]
-                        typer.echo(f"{g:<6} {k:<12} median of {runs}: {m['rps']:>8} req/s at c={m['concurrency']}  "
-                                   f"p50 {m['p50_ms']} ms  p99 {m['p99_ms']} ms  errors {m['errors']}")  # fmt: skip
+            try:
+                conns = tuple(int(x) for x in connections.split(",") if x.strip())
+            except ValueError:
+                conns = ()
+            if not conns or min(conns) < 1 or max(conns) > 1024:
+                raise BadInput(f"--connections must be a comma-separated list of 1..1024, got {connections!r}",
+                               field="connections")  # fmt: skip
+            res = run_target(s, target, seconds=seconds or 10.0, connections=conns, runs=runs, target_rps=target_rps,
+                             p99_target_ms=p99_ms, generators=gens, masters=masters, say=say)  # fmt: skip
+            typer.echo(json.dumps(res) if as_json else format_target(res))
             return
         # Ray prints some teardown notices on stdout ("(raylet) Task ... failed"): with --json,
         # stdout carries the JSON object only
         with contextlib.redirect_stdout(sys.stderr):
-            res = run_bench(s, seconds=seconds, concurrency=concurrency, masters=masters or 20_000, address=address,
+            res = run_bench(s, seconds=seconds or 30.0, concurrency=concurrency, masters=masters or 20_000, address=address,
                             replicas=replicas, sweep=sweep, target_rps=target_rps, say=say)  # fmt: skip
         if as_json:
             typer.echo(json.dumps(res))

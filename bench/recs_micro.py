@@ -8,8 +8,9 @@ them, and measures with ``time.process_time`` (CPU of this process only, so othe
 machine barely move it) over the bench's query mix:
 
 * ``service``: :meth:`RecsService.related` / ``bestsellers`` with the user's history read already;
-* ``handler``: the ingress handler end to end on a Starlette request (parse, the async Redis read of
-  the history, service, JSON body), awaited one at a time on an event loop.
+* ``handler``: the ingress handler end to end (:meth:`RecsIngress.handle`, what the shared port's
+  ASGI adapter calls: parse, the async Redis read of the history, service, JSON body), awaited one
+  at a time on an event loop.
 
 ``digest`` hashes every response body, so a change that alters an answer shows up as a new digest.
 """
@@ -43,7 +44,7 @@ def _settings(masters: int):
 
 
 def _ensure_loaded(s, cat) -> None:
-    from hotpath.recs.keys import ALL_CATEGORIES, Keys
+    from hotpath.recs.model import ALL_CATEGORIES, Keys
     from hotpath.recs.loader import load_catalog
     from hotpath.stores.factory import open_dimension_store, open_hot_cache
     from hotpath.stores.redis_fast import bulk_writer
@@ -133,8 +134,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     loop = asyncio.new_event_loop()
 
+    split = [((prefix + p).partition("?")[0], (prefix + p).partition("?")[2].encode()) for p in set(rel_paths + bs_paths)]
+    split = dict(zip([p for p in set(rel_paths + bs_paths)], split))
+
     async def handle_all(paths):
-        return [(await ing(_request(prefix + p))).body for p in paths]
+        out = []
+        for p in paths:
+            path, qs = split[p]
+            out.append((await ing.handle("GET", path, qs, lambda: None))[1])
+        return out
 
     def run_handler(paths) -> tuple[float, str]:
         t = time.process_time()

@@ -4,7 +4,13 @@
 ``GET {prefix}/healthz``, ``PUT {prefix}/promos/{pid}`` (bearer token; appends to the promos topic).
 Bad parameters answer 422 ``{"error", "parameter"}``. With Redis down, answers come from the
 replica's local copies and the stores, marked ``"degraded": true``; 503 only when nothing can answer.
-The replica also consumes the promos topic into Redis (:func:`run_promos`, on its own thread). Handle hops cost milliseconds here, so nothing is delegated to other deployments.
+The replica also consumes the promos topic into Redis (:func:`run_promos`, on its own thread). Handle
+hops cost milliseconds here, so nothing is delegated to other deployments.
+
+With ``http_port`` (what ``make run`` deploys) every replica also serves HTTP itself on that one port
+(``SO_REUSEPORT``: the kernel spreads connections over the replicas), through a bare ASGI adapter
+on uvicorn: half the CPU per request of Serve's own per-request path (see :class:`_SharedPortApp`).
+Serve's direct-ingress port (or proxy) answers the same, more slowly.
 
 The handler is ``async``: the one Redis read every request makes (the user's history) is awaited on
 an asyncio client, then the service runs inline on local copies (~1 ms of CPU; a thread hop per
@@ -15,9 +21,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import threading
 import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -80,17 +89,18 @@ def _start_gc_freezer() -> None:
     _gc_freezer.start()
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+def _json(status: int, body: dict) -> tuple[int, bytes, str]:
+    return status, orjson.dumps(body), _JSON
 
 
-def _ok(body: bytes) -> Response:
-    return Response(body, media_type=_JSON)
+def _params(query: bytes) -> dict[str, str]:
+    """The query string as a dict (the last of repeated names wins, as Starlette's ``dict(query_params)``)."""
+    return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
 
 
 @serve.deployment(name="RecsIngress")
 class RecsIngress:
-    def __init__(self, settings: Settings, local: bool = True) -> None:
+    def __init__(self, settings: Settings, local: bool = True, http_port: int = 0) -> None:
         from hotpath.recs.model import parse_bestsellers, parse_related
         from hotpath.recs.service import NO_HISTORY
 
@@ -102,6 +112,7 @@ class RecsIngress:
         from hotpath.streams.factory import open_event_log
 
         self.ab = AbHook.from_settings(settings, open_event_log)  # A/B experiments (no-op without a file)
+        self._no_experiments = self.ab.experiments is None  # then the hook is not called at all
         self._areader = AsyncZReader(self.service.cache, settings)
         if local:
             try:
@@ -121,37 +132,55 @@ class RecsIngress:
             # every send): at CPython's default 5 ms a request can wait that long several times
             # over. 0.5 ms bounds each wait at a tenth of that.
             sys.setswitchinterval(0.0005)
+        self.http_port = 0
+        if http_port:
+            self.http_port = _start_shared_port_server(self, settings.serve.host, http_port)
 
-    def choose(self, request: Request, query):
+    def choose(self, request: Callable[[], Request], query):
         """The one place a request's settings or variant is chosen (an experiment's bucketing and
-        exposure hook in here): returns the query to serve, today the parsed one as it is."""
+        exposure hook in here): returns the query to serve, today the parsed one as it is.
+        ``request()`` gives the Starlette request (headers, cookies) when a choice needs it."""
         return query
 
     async def __call__(self, request: Request) -> Response:
-        path = request.url.path.rstrip("/")
-        params = dict(request.query_params)
+        """Serve's entry (its direct-ingress port or proxy): the same answers as the shared port."""
+        scope = request.scope
+        status, body, ctype = await self.handle(scope["method"], scope["path"], scope["query_string"], lambda: request)
+        return Response(body, status_code=status, media_type=ctype)
+
+    async def handle(self, method: str, path: str, query: bytes, request: Callable[[], Request],
+                     reader=None) -> tuple[int, bytes, str]:  # fmt: skip
+        """One request: ``(status, body, content type)``. ``query`` is the raw query string;
+        ``request`` builds the Starlette request (headers, body) for the rare paths that need them;
+        ``reader``: the :class:`AsyncZReader` of the calling event loop (default: Serve's)."""
+        path = path.rstrip("/")
         s = self.settings.recs
         try:
             if path.endswith("/related"):
-                q = self.choose(request, self._parse_related(params, s))
-                hist = await self._history(q.user_id)
+                q = self.choose(request, self._parse_related(_params(query), s))
+                hist = await self._history(q.user_id, reader)
+                if self._no_experiments:
+                    return 200, self.service.related(q, hist).to_bytes(), _JSON
                 a = self.ab.assign(q.user_id, q.widget, hist)
                 res = self.service.related(q, hist, settings=a.settings)
                 self.ab.served(res, q.user_id, q.widget, a)
-                return _ok(res.to_bytes())
+                return 200, res.to_bytes(), _JSON
             if path.endswith("/bestsellers"):
-                b = self.choose(request, self._parse_bestsellers(params, s))
-                hist = await self._history(b.user_id)
+                b = self.choose(request, self._parse_bestsellers(_params(query), s))
+                hist = await self._history(b.user_id, reader)
+                if self._no_experiments:
+                    return 200, self.service.bestsellers(b, hist).to_bytes(), _JSON
                 a = self.ab.assign(b.user_id, b.widget, hist)
                 res = self.service.bestsellers(b, hist, settings=a.settings)
                 self.ab.served(res, b.user_id, b.widget, a)
-                return _ok(res.to_bytes())
-            if request.method == "PUT" and "/promos/" in path:
-                return await self._put_promo(request, path.rpartition("/promos/")[2])
+                return 200, res.to_bytes(), _JSON
+            if method == "PUT" and "/promos/" in path:
+                return await self._put_promo(request(), path.rpartition("/promos/")[2])
             if path.endswith("/metrics"):
-                return Response(self.service.metrics.exposition(), media_type="text/plain; version=0.0.4")
+                return 200, self.service.metrics.exposition(), "text/plain; version=0.0.4"
             if path.endswith("/healthz"):
-                return _json(200, {"ok": True, "cache_up": self.service.gate.up, "hit_rates": self.service.metrics.hit_rates()})
+                return _json(200, {"ok": True, "cache_up": self.service.gate.up, "pid": os.getpid(),
+                                   "hit_rates": self.service.metrics.hit_rates()})  # fmt: skip
             return _json(404, {"error": f"no such endpoint: {path}"})
         except BadInput as exc:
             return _json(422, {"error": exc.message, "parameter": exc.field})
@@ -162,7 +191,7 @@ class RecsIngress:
             log.exception("recs request failed")
             return _json(500, {"error": exc.one_line()})
 
-    async def _put_promo(self, request: Request, pid: str) -> Response:
+    async def _put_promo(self, request: Request, pid: str) -> tuple[int, bytes, str]:
         """``PUT {prefix}/promos/{pid}`` with ``Authorization: Bearer <recs.admin_token>`` and a JSON body
         of :class:`~hotpath.recs.promos.PromoEvent` fields (``pid`` from the path): appended to the
         promos topic (202), so a manual change takes the same ordered path as every other event."""
@@ -196,7 +225,7 @@ class RecsIngress:
         [(part, off)] = await self._log.append(self.settings.recs.promos_topic, [EventIn(value, ev.pid.encode())])
         return _json(202, {"pid": ev.pid, "topic": self.settings.recs.promos_topic, "partition": part, "offset": off})
 
-    async def _history(self, user_id: str | None):
+    async def _history(self, user_id: str | None, reader=None):
         """The user's two zsets, read without blocking the loop (the one per-request Redis read);
         ``NO_HISTORY`` while Redis is down (the gate refuses at once, or the read fails)."""
         if user_id is None:
@@ -206,7 +235,7 @@ class RecsIngress:
             return self._no_history
         keys, n = self.service.user_keys(user_id)
         try:
-            out = await self._areader.ztop_many(keys, n)
+            out = await (reader or self._areader).ztop_many(keys, n)
         except ServiceUnavailable:
             gate.failed()
             return self._no_history
@@ -224,11 +253,80 @@ class RecsIngress:
         }
 
     def __del__(self) -> None:  # pragma: no cover - replica shutdown
+        server = getattr(self, "_http_server", None)
+        if server is not None:  # stop taking connections on the shared port (the other replicas do)
+            server.should_exit = True
         try:
             self.ab.close()
             self.service.close()
         except Exception:
             pass
+
+
+# ---------------------------------------------------------------------- the shared port
+class _SharedPortApp:
+    """The replica's own HTTP face: a bare ASGI callable over :meth:`RecsIngress.handle`, served by
+    uvicorn (httptools) on its own thread and event loop, on a port every replica of the app binds
+    with ``SO_REUSEPORT`` (the kernel spreads connections over them): one URL, N replicas.
+
+    Serve's per-request layers (its middlewares, request wrapper, metrics per request, Starlette's
+    request and response objects) cost ~0.3 ms of CPU a request here, as much as the service
+    itself; what remains is uvicorn's protocol and this adapter."""
+
+    def __init__(self, ingress: "RecsIngress", reader) -> None:
+        self.ingress, self.reader = ingress, reader
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        status, body, ctype = await self.ingress.handle(
+            scope["method"], scope["path"], scope["query_string"], lambda: Request(scope, receive), self.reader
+        )
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", ctype.encode()), (b"content-length", b"%d" % len(body))]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+def _start_shared_port_server(ingress: "RecsIngress", host: str, port: int) -> int:
+    """Bind ``host:port`` with ``SO_REUSEPORT`` and serve :class:`_SharedPortApp` there from a daemon
+    thread (uvloop when installed); returns the port. A port another program holds is one clear error."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from hotpath.stores.redis_fast import AsyncZReader
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServiceUnavailable(f"recs: cannot serve on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    app = _SharedPortApp(ingress, AsyncZReader(ingress.service.cache, ingress.settings))
+    server = uvicorn.Server(uvicorn.Config(app, http="httptools", loop="none", lifespan="off", access_log=False,
+                                           log_config=None, timeout_keep_alive=75, backlog=2048, proxy_headers=False,
+                                           server_header=False))  # fmt: skip
+
+    def run() -> None:
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+            loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        except Exception:  # pragma: no cover - logged, the replica's Serve port still answers
+            log.exception("recs: the shared-port server on %s:%d stopped", host, port)
+
+    threading.Thread(target=run, name="recs-http", daemon=True).start()
+    ingress._http_server = server
+    return port
 
 
 # ---------------------------------------------------------------------- the promos topic -> Redis
@@ -243,7 +341,7 @@ async def run_promos(settings: Settings, *, from_start: bool = False, stop: thre
     every partition has been caught up for that long (tests, ``--once``)."""
     import asyncio
 
-    from hotpath.recs.keys import Keys
+    from hotpath.recs.model import Keys
     from hotpath.recs.promos import PromoApplier, dlq_value
     from hotpath.streams.base import EventIn
     from hotpath.stores.factory import open_hot_cache

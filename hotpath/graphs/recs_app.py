@@ -7,12 +7,15 @@ serving options that matter on this machine: ``max_ongoing_requests`` well above
 app and returns example calls; ``start_recs(settings)`` returns the same as plain URLs.
 
 Throughput: the proxy -> replica hop costs ~6 ms here and the proxy tops out near 300-700 req/s, so
-the default deployment is **direct ingress**: ``serve.start`` gives the Serve controller (and the app
-its replicas) ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (each ingress replica serves HTTP itself, on a port
-from ``serve.http_port + 12000`` up; user code on the replica's event loop; Serve's per-request log
-lines off), and ``recs_base_url`` / ``start`` print the replica's own address: what ``make run``
-prints is what ``hotpath bench recs --target`` measures. Where Serve was already started without it,
-the app still deploys and the proxy's URL is printed.
+the replicas serve HTTP themselves. ``make run`` (:func:`start`) deploys the app with a **shared
+port** (:func:`shared_port`: ``recs.http_port``, by default ``serve.http_port + 12000``): every
+replica binds it with ``SO_REUSEPORT`` and answers through a bare ASGI adapter on uvicorn (half the
+CPU per request of Serve's own request path); that URL is printed, and it is what
+``hotpath bench recs --target`` measures. Serve itself runs with ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``
+(direct ingress: each replica also answers on its own Serve port, from ``serve.http_port + 12001``
+up; user code on the replica's event loop; Serve's per-request log lines off); apps deployed without
+a shared port (tests, the bench's baseline) print that address, or the proxy's where Serve was
+started without direct ingress.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from ray.serve.config import HTTPOptions
 from hotpath.config import Settings, load_settings
 from hotpath.deployments.recs import RecsIngress
 
-__all__ = ["app", "build_recs_app", "deploy_recs", "ensure_demo_catalog", "start", "start_recs", "recs_base_url"]
+__all__ = ["app", "build_recs_app", "deploy_recs", "ensure_demo_catalog", "recs_base_url", "shared_port", "start",
+           "start_recs"]
 
 
 def serve_env(settings: Settings) -> dict[str, str]:
     """Environment of the Serve controller and the recs replicas: direct ingress on this stack's ports."""
-    lo = settings.serve.http_port + 12_000
+    lo = settings.serve.http_port + 12_001  # + 12_000 is the shared port
     return {
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(lo),
@@ -40,7 +44,13 @@ def serve_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def build_recs_app(settings: Settings, *, local: bool = True, name: str = "RecsIngress"):
+def shared_port(settings: Settings) -> int:
+    """The port ``make run``'s recs replicas share (``recs.http_port``, else ``serve.http_port + 12000``)."""
+    return settings.recs.http_port or settings.serve.http_port + 12_000
+
+
+def build_recs_app(settings: Settings, *, local: bool = True, name: str = "RecsIngress", http_port: int = 0):
+    """``http_port``: the port every replica serves on itself (0: Serve's ports only)."""
     from ray.serve.schema import LoggingConfig
 
     s = settings.recs
@@ -51,11 +61,13 @@ def build_recs_app(settings: Settings, *, local: bool = True, name: str = "RecsI
         max_queued_requests=-1,
         logging_config=LoggingConfig(enable_access_log=False, log_level="WARNING"),
         ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": serve_env(settings)}},
-    ).bind(settings, local)
+    ).bind(settings, local, http_port)
 
 
-def deploy_recs(settings: Settings, *, local: bool = True, name: str | None = None, route_prefix: str | None = None):
-    """Deploy (or update) the app on the connected Ray cluster; returns its handle."""
+def deploy_recs(settings: Settings, *, local: bool = True, name: str | None = None, route_prefix: str | None = None,
+                http_port: int = 0):  # fmt: skip
+    """Deploy (or update) the app on the connected Ray cluster; returns its handle. ``http_port``:
+    the port its replicas share (:func:`shared_port`; 0: Serve's ports only)."""
     from ray import serve
     from ray.serve.schema import LoggingConfig
 
@@ -65,16 +77,20 @@ def deploy_recs(settings: Settings, *, local: bool = True, name: str | None = No
         controller_options={"runtime_env": {"env_vars": serve_env(settings)}},
     )
     return serve.run(
-        build_recs_app(settings, local=local),
+        build_recs_app(settings, local=local, http_port=http_port),
         name=name or settings.recs.app_name,
         route_prefix=route_prefix or settings.recs.route_prefix,
         blocking=False,
     )
 
 
-def recs_base_url(settings: Settings, *, app_name: str | None = None, route_prefix: str | None = None) -> str:
-    """Where the app answers: the replica's direct-ingress port when that mode is on, else the proxy."""
+def recs_base_url(settings: Settings, *, app_name: str | None = None, route_prefix: str | None = None,
+                  http_port: int = 0) -> str:  # fmt: skip
+    """Where the app answers: its shared port when it has one, else the replica's direct-ingress port
+    when that mode is on, else the proxy."""
     prefix = route_prefix or settings.recs.route_prefix
+    if http_port:
+        return f"http://{settings.serve.host}:{http_port}{prefix}"
     try:
         from ray.serve.context import _get_global_client
 
@@ -115,7 +131,7 @@ def recs_roots(settings: Settings, *, app_name: str | None = None) -> list[str]:
 def ensure_demo_catalog(settings: Settings, say: Callable[[str], None] = print) -> dict | None:
     """Generate and load the default (small) catalog unless its keys are already in Redis."""
     from hotpath.recs.catalog import generate, master_uuid
-    from hotpath.recs.keys import ALL_CATEGORIES, Keys
+    from hotpath.recs.model import ALL_CATEGORIES, Keys
     from hotpath.recs.loader import load_catalog
     from hotpath.stores.factory import open_dimension_store, open_hot_cache
     from hotpath.stores.redis_fast import bulk_writer
@@ -146,8 +162,9 @@ def start_recs(settings: Settings) -> list[str]:
     from hotpath.recs.catalog import master_uuid
 
     ensure_demo_catalog(settings, say=lambda _: None)
-    deploy_recs(settings)
-    base = recs_base_url(settings)
+    port = shared_port(settings)
+    deploy_recs(settings, http_port=port)
+    base = recs_base_url(settings, http_port=port)
     return [
         f"{base}/related?user_id=u1&master_id={master_uuid(3)}&widget=pdp_related&k=20",
         f"{base}/related?user_id=u7&k=10",
@@ -167,5 +184,6 @@ def start(settings: Settings, say: Callable[[str], None]):
     return [Endpoint("recs", "HTTP", url) for url in start_recs(settings)]
 
 
-app = build_recs_app(load_settings())
+_settings = load_settings()
+app = build_recs_app(_settings, http_port=shared_port(_settings))
 """``serve run hotpath.graphs.recs_app:app`` (settings from ``HOTPATH_*`` / ``HOTPATH_CONFIG``)."""

@@ -24,9 +24,9 @@ from uuid import UUID, SafeUUID
 import numpy as np
 
 from hotpath.recs.catalog import Catalog, master_uuid, pid_uuid
-from hotpath.recs.keys import ALL_CATEGORIES, Keys
+from hotpath.recs.local import attr_fields, promo_fields
+from hotpath.recs.model import ALL_CATEGORIES, Keys
 from hotpath.recs.settings import RecsSettings
-from hotpath.recs.table import attr_fields, promo_fields
 from hotpath.stores.base import CategoryCoView, DimensionStore, HotCache, MasterPids, SemanticRelations
 
 __all__ = ["load_catalog", "LoadReport", "set_promo", "announce", "warm_hot_mirror", "Progress", "CHANGE_LOG_KEEP_S"]

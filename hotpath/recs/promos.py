@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hotpath.errors import BadInput
-from hotpath.recs.keys import Keys
+from hotpath.recs.model import Keys
 from hotpath.recs.settings import RecsSettings
 from hotpath.stores.base import HotCache
 from hotpath.streams.base import LogRecord

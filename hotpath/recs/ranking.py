@@ -7,33 +7,31 @@ over dicts (``gather_related`` / ``gather_bestsellers``) lives with the test ora
 equal, exactly, and scores every master of the catalog by the definitions.
 
 Order everywhere: score descending, then master id ascending (ties are defined, never arbitrary).
+
+**Rerank** (:class:`Reranker`). Rerank merged candidates by a widget's rule, straight from the master table's numpy columns.
+
+Each row's ``(mult, add, keep, promo)`` under every widget is kept by the table as rows load
+(:func:`hotpath.recs.ranking.widget_terms`, the one implementation of the rule), so a request does
+``final = base * mult[rows] + add[rows]``, drops what ``keep`` refuses, and builds the top ``k``
+items' JSON form (what :meth:`~hotpath.recs.model.Item.to_json` gives) without per-item objects.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hotpath.recs.model import PidAttrs
+from hotpath.recs.model import Item, PidAttrs
 from hotpath.recs.settings import RecsSettings, WidgetRule
 
-__all__ = [
-    "add_promo",
-    "normalised",
-    "seed_categories",
-    "expand_categories",
-    "limit_top",
-    "related_categories",
-    "bestseller_cat_weights",
-    "best_pid",
-    "pid_sort_key",
-    "widget_terms",
-    "RowMerged",
-    "merge_rows",
-    "top_rows",
-]
+if TYPE_CHECKING:
+    from hotpath.recs.local import MasterTable
+
+__all__ = ["add_promo", "normalised", "seed_categories", "expand_categories", "limit_top", "related_categories", "bestseller_cat_weights", "best_pid", "pid_sort_key", "widget_terms", "RowMerged", "merge_rows", "top_rows", "Reranker"]
+
 
 INF = math.inf
 
@@ -160,7 +158,7 @@ def widget_terms(a: PidAttrs | None, rule: WidgetRule) -> tuple[float, float, bo
     """The widget rule, the one implementation: ``(mult, add, keep, promo)`` of a master whose
     best pid is ``a``, so ``final = base * mult + add``; ``keep`` False drops it; ``promo`` names
     the promo signal on the item. The service computes it once per row as rows load
-    (:class:`hotpath.recs.table.MasterTable`); the test oracle calls it per candidate."""
+    (:class:`hotpath.recs.local.MasterTable`); the test oracle calls it per candidate."""
     if a is None:
         return 1.0, 0.0, True, False  # no pid known: served without a pid rather than dropped
     keep = not (rule.drop_out_of_stock and a.out_of_stock)
@@ -282,3 +280,75 @@ def top_rows(m: RowMerged, n: int, master_ids: Sequence[str]) -> RowMerged:
     tied = np.flatnonzero(-m.base == kth)
     tied = sorted(tied.tolist(), key=lambda i: master_ids[int(m.rows[i])])[: n - len(sure)]
     return m.take(np.concatenate([sure, np.array(tied, dtype=np.int64)]))
+
+
+class Reranker:
+    def __init__(self, table: MasterTable) -> None:
+        self.table = table
+
+    def items(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True) -> list[Item]:
+        return [Item.from_json(d) for d in self.dicts(cands, widget, k, refresh=refresh)]
+
+    def dicts(self, cands: RowMerged, widget: str, k: int, *, refresh: bool = True,
+              rule: WidgetRule | None = None) -> list[dict]:
+        """Best pid per master, the widget's rule, top ``k`` by (final desc, master id asc).
+
+        ``refresh`` re-reads rows older than the local TTL first (all rows without local copies).
+        ``rule``: another rule than the table's for this widget (an A/B variant's): its terms are
+        computed for the candidate rows alone, by the same :func:`widget_terms`."""
+        if not len(cands):
+            return []
+        t = self.table
+        rows = cands.rows
+        if refresh:
+            t.refresh(rows)
+        if rule is not None:
+            terms = [widget_terms(t.best[r], rule) for r in rows.tolist()]
+            mult, add, keep, promo = (np.array(col) for col in zip(*terms))
+            final = cands.base * mult + add
+            return self._top(cands, rows, final, keep.astype(bool), promo.astype(bool), k)
+        mult, add, keep, promo = t.wterms[widget]
+        final = cands.base * mult[rows] + add[rows]
+        return self._top(cands, rows, final, keep[rows], promo[rows], k)
+
+    def _top(self, cands: RowMerged, rows, final, keep, promo, k: int) -> list[dict]:
+        t = self.table
+        mids = t.master_ids
+        idx = np.flatnonzero(keep)
+        if len(idx) > k:
+            f = final[idx]
+            kth = np.partition(-f, k - 1)[k - 1]
+            idx = idx[-f <= kth]  # everything tied with the k-th too
+        fl = final[idx].tolist()
+        rl = rows[idx].tolist()
+        order = sorted(range(len(rl)), key=lambda j: (-fl[j], mids[rl[j]]))[:k]
+        sel = idx[order]
+        g = cands.signals
+        cols = [(name, g[name][sel].tolist()) for name in SIGNAL_NAMES]
+        base_l = cands.base[sel].tolist()
+        promo_l = promo[sel].tolist()
+        best, cat, extra = t.best, t.cat, t.extra
+        out = []
+        for n, j in enumerate(order):
+            r = rl[j]
+            scores = {"base": base_l[n]}
+            signals = []
+            for name, col in cols:
+                v = col[n]
+                if v > 0:
+                    signals.append(name)
+                    scores[name] = v
+            a = best[r]
+            if a is None:
+                d = {"master_id": mids[r], "pid": None, "category": cat[r], "score": fl[j],
+                     "signals": signals, "scores": scores, "price": None, "rating": None}  # fmt: skip
+            else:
+                if promo_l[n]:
+                    add_promo(signals, scores, a)
+                d = {"master_id": mids[r], "pid": a.pid, "category": cat[r], "score": fl[j],
+                     "signals": signals, "scores": scores, "price": a.price, "rating": a.rating}  # fmt: skip
+            e = extra[r]
+            if e:
+                d.update(e)
+            out.append(d)
+        return out

@@ -5,10 +5,11 @@ merge (semantic 0.6 + category 0.4); dedupe by master; top-1000; best pid; reran
 rule. ``bestsellers``: current + co-viewed + recent-interest categories -> top sellers (cache, then
 the rollup store) -> union, dedupe, rerank, limit.
 
-The jobs sit in their own modules: :mod:`~hotpath.recs.lists` (local copies of the sorted-set
-families), :mod:`~hotpath.recs.table` (local columns of master / pid attributes),
-:mod:`~hotpath.recs.rerank` (the widget rule over those columns), :mod:`~hotpath.recs.health`
-(whether Redis answers, with backoff). This module composes them and answers requests.
+The jobs sit in their own modules: :mod:`~hotpath.recs.local` (the replica's local copies: the
+sorted-set families and the columns of master / pid attributes), :mod:`~hotpath.recs.ranking` (the
+scoring rules, the merge and the widget rule's rerank over those columns), :mod:`~hotpath.recs.health`
+(whether Redis answers, with backoff; the service's metrics), :mod:`~hotpath.recs.model` (keys,
+queries, answers). This module composes them and answers requests.
 
 Redis down: every cache call goes through a :class:`~hotpath.recs.health.CacheGate`, so while it is
 down requests are answered from the local copies and the dimension / rollup stores, marked
@@ -31,12 +32,11 @@ from uuid import UUID
 import numpy as np
 
 from hotpath.errors import HotpathError, ServiceUnavailable
-from hotpath.recs.health import CacheGate, GuardedCache
-from hotpath.recs.keys import ALL_CATEGORIES, Keys
-from hotpath.recs.lists import ListCache
-from hotpath.recs.metrics import RecsMetrics
-from hotpath.recs.model import BestsellersQuery, Item, RecsResult, RelatedQuery
+from hotpath.recs.health import CacheGate, GuardedCache, RecsMetrics
+from hotpath.recs.local import ListCache, MasterTable
+from hotpath.recs.model import ALL_CATEGORIES, BestsellersQuery, Item, Keys, RecsResult, RelatedQuery
 from hotpath.recs.ranking import (
+    Reranker,
     RowMerged,
     bestseller_cat_weights,
     merge_rows,
@@ -44,9 +44,7 @@ from hotpath.recs.ranking import (
     seed_categories,
     top_rows,
 )
-from hotpath.recs.rerank import Reranker
 from hotpath.recs.settings import RecsSettings
-from hotpath.recs.table import MasterTable
 from hotpath.stores.base import DimensionStore, HotCache, Subscription
 
 __all__ = ["RecsService", "NO_HISTORY", "History"]

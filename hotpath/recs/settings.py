@@ -116,6 +116,9 @@ class RecsSettings(_Frozen):
     # serving
     max_ongoing_requests: int = Field(256, ge=1)
     replicas: int = Field(1, ge=1)
+    http_port: int | None = Field(None, ge=1, le=65535)
+    """The port ``make run``'s replicas all serve on themselves (``SO_REUSEPORT``); None:
+    ``serve.http_port + 12000``. See :mod:`hotpath.graphs.recs_app`."""
     route_prefix: str = "/v1/recs"
     app_name: str = "recs"
 

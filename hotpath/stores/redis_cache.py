@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from hotpath.config import Settings
 from hotpath.errors import ServiceUnavailable, StoreError
 from hotpath.stores.base import HotCache, Subscription
 
-__all__ = ["RedisHotCache"]
+__all__ = ["RedisHotCache", "RedisEndpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,16 @@ def _pairs(flat: Sequence[Any], n: int) -> list[tuple[str, float]]:
     return rows[:n]
 
 
+@dataclass(frozen=True, slots=True)
+class RedisEndpoint:
+    """Host, port, database and password of a cache's connections."""
+
+    host: str
+    port: int
+    db: int
+    password: str | None
+
+
 class _RedisSubscription(Subscription):
     """A pubsub connection and the thread that feeds its messages to the callback.
 
@@ -97,7 +108,7 @@ class _RedisSubscription(Subscription):
         cache, channel = self._cache, self._channel
         pubsub = cache._client.pubsub(ignore_subscribe_messages=False)
         try:
-            with cache._errors("SUBSCRIBE"):
+            with cache.errors("SUBSCRIBE"):
                 pubsub.subscribe(channel)
                 # Return only once the server confirmed: a publish right after subscribe() is delivered.
                 while True:
@@ -194,8 +205,23 @@ class RedisHotCache(HotCache):
         self._subs: list[_RedisSubscription] = []
         self._subs_lock = threading.Lock()
 
+    # ------------------------------------------------------------------ for the fast paths (stores/redis_fast.py)
+    @property
+    def endpoint(self) -> RedisEndpoint:
+        """Where this cache's connections go (for clients that speak RESP themselves)."""
+        kw = self._pool.connection_kwargs
+        return RedisEndpoint(str(kw.get("host", "localhost")), int(kw.get("port", 6379)), int(kw.get("db", 0) or 0),
+                             kw.get("password"))  # fmt: skip
+
+    def pipeline(self):
+        """A non-transactional redis-py pipeline on this cache's pool; run its ``execute()`` inside
+        :meth:`errors` so failures map like every other call."""
+        return self._client.pipeline(transaction=False)
+
     @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
+    def errors(self, what: str) -> Iterator[None]:
+        """Redis connection failures and timeouts -> :class:`ServiceUnavailable` naming the address;
+        any other Redis error -> :class:`StoreError`."""
         try:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -214,36 +240,36 @@ class RedisHotCache(HotCache):
             return False
 
     def get(self, key: str) -> str | None:
-        with self._errors("GET"):
+        with self.errors("GET"):
             return self._client.get(key)
 
     def set(self, key: str, value: str, *, ttl_s: float | None = None) -> None:
-        with self._errors("SET"):
+        with self.errors("SET"):
             self._client.set(key, value, px=_ms(ttl_s) if ttl_s is not None else None)
 
     def delete(self, *keys: str) -> int:
         if not keys:
             return 0
-        with self._errors("DEL"):
+        with self.errors("DEL"):
             return int(self._client.delete(*keys))
 
     def expire(self, key: str, ttl_s: float) -> bool:
-        with self._errors("PEXPIRE"):
+        with self.errors("PEXPIRE"):
             return bool(self._client.pexpire(key, _ms(ttl_s)))
 
     def ttl(self, key: str) -> float | None:
-        with self._errors("PTTL"):
+        with self.errors("PTTL"):
             ms = int(self._client.pttl(key))
         return None if ms < 0 else ms / 1000.0
 
     def scan(self, prefix: str) -> Iterable[str]:
         pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
-        with self._errors("SCAN"):
+        with self.errors("SCAN"):
             return list(self._client.scan_iter(match=pattern, count=1000))
 
     # ------------------------------------------------------------------ sorted sets
     def zadd(self, key: str, members: Mapping[str, float], *, ttl_s: float | None = None) -> None:
-        with self._errors("ZADD"):
+        with self.errors("ZADD"):
             pipe = self._client.pipeline(transaction=True)
             if members:
                 pipe.zadd(key, {m: float(s) for m, s in members.items()})
@@ -252,7 +278,7 @@ class RedisHotCache(HotCache):
             pipe.execute()
 
     def zreplace(self, key: str, members: Mapping[str, float], *, ttl_s: float | None = None) -> None:
-        with self._errors("ZREPLACE"):
+        with self.errors("ZREPLACE"):
             pipe = self._client.pipeline(transaction=True)
             pipe.delete(key)
             if members:
@@ -265,7 +291,7 @@ class RedisHotCache(HotCache):
         """Every key replaced in one MULTI/EXEC round trip (atomic across the keys as well)."""
         if not items:
             return
-        with self._errors("ZREPLACE many"):
+        with self.errors("ZREPLACE many"):
             pipe = self._client.pipeline(transaction=True)
             for key, members in items.items():
                 pipe.delete(key)
@@ -278,31 +304,31 @@ class RedisHotCache(HotCache):
     def ztop(self, key: str, n: int) -> list[tuple[str, float]]:
         if n <= 0:
             return []
-        with self._errors("ZTOP"):
+        with self.errors("ZTOP"):
             return _pairs(self._ztop_script(keys=[key], args=[n]), n)
 
     def ztop_many(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         if n <= 0 or not keys:
             return [[] for _ in keys]
-        with self._errors("ZTOP many"):
+        with self.errors("ZTOP many"):
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
                 self._ztop_script(keys=[key], args=[n], client=pipe)
             return [_pairs(flat, n) for flat in pipe.execute()]
 
     def zprune_below(self, key: str, min_score: float) -> int:
-        with self._errors("ZREMRANGEBYSCORE"):
+        with self.errors("ZREMRANGEBYSCORE"):
             return int(self._client.zremrangebyscore(key, "-inf", f"({float(min_score)!r}"))
 
     def zrem(self, key: str, members: Sequence[str]) -> int:
         if not members:
             return 0
-        with self._errors("ZREM"):
+        with self.errors("ZREM"):
             return int(self._client.zrem(key, *members))
 
     # ------------------------------------------------------------------ hashes
     def hset(self, key: str, mapping: Mapping[str, str], *, ttl_s: float | None = None) -> None:
-        with self._errors("HSET"):
+        with self.errors("HSET"):
             pipe = self._client.pipeline(transaction=True)
             if mapping:
                 pipe.hset(key, mapping={f: str(v) for f, v in mapping.items()})
@@ -311,13 +337,13 @@ class RedisHotCache(HotCache):
             pipe.execute()
 
     def hgetall(self, key: str) -> dict[str, str]:
-        with self._errors("HGETALL"):
+        with self.errors("HGETALL"):
             return dict(self._client.hgetall(key))
 
     def hgetall_many(self, keys: Sequence[str]) -> list[dict[str, str]]:
         if not keys:
             return []
-        with self._errors("HGETALL many"):
+        with self.errors("HGETALL many"):
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
@@ -325,7 +351,7 @@ class RedisHotCache(HotCache):
 
     # ------------------------------------------------------------------ pub/sub
     def publish(self, channel: str, message: str) -> int:
-        with self._errors("PUBLISH"):
+        with self.errors("PUBLISH"):
             return int(self._client.publish(channel, message))
 
     def subscribe(

@@ -2,13 +2,17 @@
 
 * ``bulk_writer(cache)``: chunked pipelined writes for loaders (key-by-key for other caches);
 * ``ztop_many_reader(cache)``: ``HotCache.ztop_many`` as plain pipelined ``ZREVRANGE`` (no script
-  round trip per pipeline). It asks for ``n + 1`` members and, only when the ``n``-th and the next
-  share a score (a tie at the cut), re-reads that key through the cache's tie-exact ``ztop``; so
-  results equal ``ztop_many`` (score desc, member asc) exactly.
+  round trip per pipeline), parsed by ``hiredis`` directly (a connection per thread). It asks for
+  ``n + 1`` members and, only when the ``n``-th and the next share a score (a tie at the cut),
+  re-reads that key through the cache's tie-exact ``ztop``; so results equal ``ztop_many`` (score
+  desc, member asc) exactly.
 * ``hgetall_many_reader(cache)``: ``HotCache.hgetall_many`` written as one pipelined payload and
   parsed by ``hiredis`` directly (a connection per thread): what the replica's master-row loads use.
 * ``AsyncZReader``: ``ztop_many`` on the event loop over one persistent connection, the reads of
   all requests in one loop iteration written together (the per-request user-history read).
+
+What they need of the cache is its public face: ``RedisHotCache.pipeline()``, ``.errors(what)`` (the
+one error mapping) and ``.endpoint`` (for the connections that speak RESP through ``hiredis``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-import redis.exceptions
 
 from hotpath.errors import HotpathError, ServiceUnavailable, StoreError
 from hotpath.stores.base import HotCache
+from hotpath.stores.redis_cache import RedisHotCache
 
 __all__ = ["AsyncZReader", "BulkWriter", "bulk_writer", "hgetall_many_reader", "ztop_many_reader"]
 
@@ -46,10 +50,9 @@ class BulkWriter:
 
 
 class _RedisBulkWriter(BulkWriter):
-    def __init__(self, cache: HotCache, chunk: int = 5000) -> None:
+    def __init__(self, cache: RedisHotCache, chunk: int = 5000) -> None:
         super().__init__(cache)
-        self._client = cache._client  # type: ignore[attr-defined]
-        self._pipe = self._client.pipeline(transaction=False)
+        self._pipe = cache.pipeline()
         self._n = 0
         self._chunk = chunk
 
@@ -77,54 +80,15 @@ class _RedisBulkWriter(BulkWriter):
     def flush(self) -> None:
         if not self._n:
             return
-        try:
+        with self.cache.errors("bulk load"):
             self._pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ServiceUnavailable(f"Redis unavailable during bulk load: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
-            raise StoreError(f"Redis bulk load failed: {exc}") from exc
         self._n = 0
 
 
 def bulk_writer(cache: HotCache) -> BulkWriter:
-    from hotpath.stores.redis_cache import RedisHotCache
-
     if isinstance(cache, RedisHotCache):
         return _RedisBulkWriter(cache)
     return BulkWriter(cache)
-
-
-def ztop_many_reader(cache: HotCache):
-    """A ``ztop_many(keys, n)`` callable, fast for Redis, the cache's own method otherwise."""
-    from hotpath.stores.redis_cache import RedisHotCache
-
-    if not isinstance(cache, RedisHotCache):
-        return cache.ztop_many
-    client = cache._client  # type: ignore[attr-defined]
-
-    def ztop_many(keys, n):
-        if n <= 0 or not keys:
-            return [[] for _ in keys]
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrevrange(key, 0, n, withscores=True)
-        try:
-            res = pipe.execute()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ServiceUnavailable(f"Redis unavailable: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
-            raise StoreError(f"Redis ZREVRANGE failed: {exc}") from exc
-        out = []
-        for key, rows in zip(keys, res):
-            if len(rows) > n and rows[n - 1][1] == rows[n][1]:
-                out.append(cache.ztop(key, n))
-                continue
-            rows = rows[:n]
-            rows.sort(key=lambda kv: (-kv[1], kv[0]))
-            out.append(rows)
-        return out
-
-    return ztop_many
 
 
 class _SyncConn:
@@ -168,35 +132,72 @@ class _SyncConn:
             pass
 
 
+def _thread_conns(cache: RedisHotCache, timeout_s: float):
+    """``call(payload, n) -> n replies`` on a :class:`_SyncConn` per thread (made on first use, dropped
+    on a connection error, which becomes :class:`ServiceUnavailable` naming the address)."""
+    ep = cache.endpoint
+    local = threading.local()
+
+    def call(payload: bytes, n: int) -> list:
+        conn = getattr(local, "conn", None)
+        try:
+            if conn is None:
+                conn = local.conn = _SyncConn(ep.host, ep.port, ep.db, ep.password, timeout_s)
+            return conn.call(payload, n)
+        except (OSError, ConnectionError) as exc:
+            if conn is not None:
+                conn.close()
+            local.conn = None
+            raise ServiceUnavailable(f"Redis unavailable at {ep.host}:{ep.port}: {exc!r}") from exc
+
+    return call
+
+
+def ztop_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
+    """A ``ztop_many(keys, n)`` callable (the cache's contract: score desc, member asc): plain pipelined
+    ``ZREVRANGE ... WITHSCORES`` of ``n + 1`` members, written as one payload and parsed by ``hiredis``
+    on a connection per thread; a tie at the cut re-reads that key through the cache's exact ``ztop``
+    (rare). The cache's own method for caches other than Redis."""
+    if not isinstance(cache, RedisHotCache):
+        return cache.ztop_many
+    call = _thread_conns(cache, timeout_s)
+
+    def ztop_many(keys, n):
+        if n <= 0 or not keys:
+            return [[] for _ in keys]
+        tail = b"$1\r\n0\r\n" + _bulk(b"%d" % n) + b"$10\r\nWITHSCORES\r\n"
+        payload = b"".join(b"*5\r\n$9\r\nZREVRANGE\r\n" + _bulk(k.encode()) + tail for k in keys)
+        out = []
+        for key, flat in zip(keys, call(payload, len(keys))):
+            if isinstance(flat, Exception):
+                raise _reply_error(f"Redis ZREVRANGE {key} failed: {flat}", flat)
+            rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+            if len(rows) > n and rows[n - 1][1] == rows[n][1]:
+                out.append(cache.ztop(key, n))
+                continue
+            rows = rows[:n]
+            rows.sort(key=_score_desc_member_asc)
+            out.append(rows)
+        return out
+
+    return ztop_many
+
+
 def hgetall_many_reader(cache: HotCache, *, timeout_s: float = 5.0):
     """A ``hgetall_many(keys)`` callable (the cache's contract: one dict per key, ``{}`` when absent):
     one pipelined write, replies parsed by ``hiredis`` on a connection per thread, ~4x less CPU
     than redis-py's pipeline (which spends ~15 us of Python per command). The cache's own method
     for caches other than Redis."""
-    from hotpath.stores.redis_cache import RedisHotCache
-
     if not isinstance(cache, RedisHotCache):
         return cache.hgetall_many
-    kw = cache._pool.connection_kwargs  # type: ignore[attr-defined]
-    host, port, db, password = kw.get("host", "localhost"), int(kw.get("port", 6379)), int(kw.get("db", 0) or 0), kw.get("password")
-    local = threading.local()
+    call = _thread_conns(cache, timeout_s)
 
     def hgetall_many(keys):
         if not keys:
             return []
         payload = b"".join(b"*2\r\n$7\r\nHGETALL\r\n" + _bulk(k.encode()) for k in keys)
-        conn = getattr(local, "conn", None)
-        try:
-            if conn is None:
-                conn = local.conn = _SyncConn(host, port, db, password, timeout_s)
-            replies = conn.call(payload, len(keys))
-        except (OSError, ConnectionError) as exc:
-            if conn is not None:
-                conn.close()
-            local.conn = None
-            raise ServiceUnavailable(f"Redis unavailable at {host}:{port}: {exc!r}") from exc
         out = []
-        for key, flat in zip(keys, replies):
+        for key, flat in zip(keys, call(payload, len(keys))):
             if isinstance(flat, Exception):
                 raise _reply_error(f"Redis HGETALL {key} failed: {flat}", flat)
             it = iter(flat)

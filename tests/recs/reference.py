@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from hotpath.recs.catalog import Catalog, master_uuid, pid_uuid
-from hotpath.recs.keys import ALL_CATEGORIES
+from hotpath.recs.model import ALL_CATEGORIES
 from hotpath.recs.model import BestsellersQuery, Candidate, Item, PidAttrs, RelatedQuery
 from hotpath.recs.ranking import (
     add_promo,

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from hotpath.errors import BadInput
-from hotpath.recs.keys import Keys
+from hotpath.recs.model import Keys
 from hotpath.recs.promos import PromoEvent, parse_promo
 from hotpath.streams.base import EventIn
 

@@ -14,7 +14,7 @@ import pytest
 
 from hotpath.errors import ServiceUnavailable
 from hotpath.recs.catalog import Catalog, master_uuid
-from hotpath.recs.keys import Keys
+from hotpath.recs.model import Keys
 from hotpath.recs.loader import set_promo
 from hotpath.recs.model import BestsellersQuery, RelatedQuery
 from hotpath.recs.service import RecsService

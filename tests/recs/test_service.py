@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from hotpath.recs.catalog import Catalog, master_uuid
-from hotpath.recs.keys import Keys
+from hotpath.recs.model import Keys
 from hotpath.recs.loader import set_promo
 from hotpath.recs.model import BestsellersQuery, PidAttrs, RelatedQuery
 from .reference import Reference
@@ -491,5 +491,37 @@ def test_fast_hash_reader_matches_the_cache_and_fails_cleanly(redis_sqlite, cata
     try:
         with pytest.raises(ServiceUnavailable):
             hgetall_many_reader(dead)(ks[:2])
+    finally:
+        dead.close()
+
+
+@pytest.mark.services
+def test_fast_paths_use_the_caches_public_face(redis_sqlite, catalog: Catalog) -> None:
+    """redis_fast goes through ``RedisHotCache.pipeline() / errors() / endpoint``: its readers equal
+    the cache's own methods, and a dead server is one ServiceUnavailable naming its address."""
+    from hotpath.errors import ServiceUnavailable
+    from hotpath.stores.redis_cache import RedisEndpoint, RedisHotCache
+    from hotpath.stores.redis_fast import bulk_writer, ztop_many_reader
+
+    s, cache, _ = redis_sqlite
+    assert cache.endpoint == RedisEndpoint(s.redis.host, s.redis.port, s.redis.db, None)
+    keys = Keys(s.recs.key_prefix)
+    zk = [keys.bestsellers(c) for c in catalog.cat_ids[:20]] + [keys.coview("no-such-cat")]
+    assert ztop_many_reader(cache)(zk, 7) == cache.ztop_many(zk, 7)
+    w = bulk_writer(cache)
+    w.zset(keys.coview("t-bulk"), {"a": 1.0, "b": 2.0}, ttl_s=60)
+    w.hash(keys.meta("t-bulk"), {"cat": "x"}, ttl_s=60)
+    w.flush()
+    assert cache.ztop(keys.coview("t-bulk"), 5) == [("b", 2.0), ("a", 1.0)] and cache.hgetall(keys.meta("t-bulk")) == {"cat": "x"}
+    cache.delete(keys.coview("t-bulk"), keys.meta("t-bulk"))
+    dead = RedisHotCache(s, url="redis://127.0.0.1:1/0", socket_timeout_s=0.5)
+    try:
+        assert dead.endpoint.port == 1
+        with pytest.raises(ServiceUnavailable, match="127.0.0.1:1"):
+            ztop_many_reader(dead)(zk, 3)
+        dw = bulk_writer(dead)
+        dw.zset("k", {"a": 1.0})
+        with pytest.raises(ServiceUnavailable, match="127.0.0.1:1"):
+            dw.flush()
     finally:
         dead.close()
