@@ -174,8 +174,7 @@ def zwriter_for(cache: Any) -> ZWriter:
     from hotpath.stores.redis_cache import RedisHotCache
 
     if type(cache) is RedisHotCache:
-        kw = getattr(getattr(cache, "_pool", None), "connection_kwargs", None) or {}
-        host, port = kw.get("host"), kw.get("port")
-        if host and port and not kw.get("password") and not kw.get("username"):
-            return RespZWriter(str(host), int(port), int(kw.get("db") or 0))
+        ep = cache.endpoint
+        if ep.host and ep.port and not ep.password:
+            return RespZWriter(ep.host, ep.port, ep.db)
     return cache
