@@ -17,7 +17,7 @@ import numpy as np
 
 from hotpath.errors import BadInput
 from hotpath.intent.calibration import fit_temperature, softmax
-from hotpath.intent.data import Example, stratified_split
+from hotpath.intent.data import Example, check_labels_known, label_order, stratified_split
 from hotpath.intent.metrics import evaluate_probs
 from hotpath.intent.settings import SHIPPED_MODEL_DIR
 from hotpath.intent.tokenizer import IntentTokenizer
@@ -68,12 +68,15 @@ def train_and_export(
         log(f"no --val given: held out {len(val)} of the data for calibration")
     if not val:
         raise BadInput("calibration needs at least one validation utterance", field="val")
+    labels = label_order(train)
+    check_labels_known(val, labels)
+    log(f"label set: {len(labels)} labels from the data ({len(train)} training, {len(val)} validation utterances)")
     tokenizer = IntentTokenizer(vocab, cfg.max_length)
     model = train_model(train, val, tokenizer, cfg, log)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = [e.text for e in val]
-    gold = [e.intent.value for e in val]
+    gold = [e.label for e in val]
     label_index = {name: i for i, name in enumerate(model.labels)}
     known = [i for i, g in enumerate(gold) if g in label_index]
     y = np.array([label_index[gold[i]] for i in known])
@@ -126,7 +129,7 @@ def evaluate_dir(model_dir: Path, examples: list[Example], threshold: float, mod
     clf = OnnxIntentClassifier(model_dir, model_file=model_file)
     texts = [e.text for e in examples]
     probs = np.concatenate([clf.probabilities(texts[i:i + 128]) for i in range(0, len(texts), 128)])
-    metrics = evaluate_probs(probs, clf.labels, [e.intent.value for e in examples], threshold)
+    metrics = evaluate_probs(probs, clf.labels, [e.label for e in examples], threshold)
     return {"model": str(model_dir), "model_file": model_file, "quantized": model_file == "model.onnx" and bool(clf.meta.raw.get("quantized")),
             "temperature": clf.temperature, **metrics}
 

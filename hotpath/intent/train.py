@@ -21,7 +21,7 @@ import numpy as np
 
 from hotpath.errors import BadInput, ModelError
 from hotpath.intent.bert import BertConfig, forward, init_params
-from hotpath.intent.data import LABEL_ORDER, Example
+from hotpath.intent.data import Example, label_order
 from hotpath.intent.tokenizer import IntentTokenizer
 
 __all__ = ["TrainConfig", "TrainedModel", "train_model", "predict_logits"]
@@ -98,8 +98,7 @@ def _optimizer(cfg: TrainConfig, params: dict, total: int, warmup: int):
 
 
 def _labels_of(examples: list[Example]) -> list[str]:
-    present = {e.intent for e in examples}
-    labels = [i.value for i in LABEL_ORDER if i in present]
+    labels = label_order(examples)
     if len(labels) < 2:
         raise BadInput("training data needs at least two different intents", field="data")
     return labels
@@ -118,10 +117,10 @@ def train_model(
     if cfg.max_length > tokenizer.max_length:
         raise BadInput(f"max_length {cfg.max_length} exceeds the tokenizer's {tokenizer.max_length}")
     ids, mask = tokenizer.encode_batch([e.text for e in train], pad_to=cfg.max_length)
-    y = np.array([index[e.intent.value] for e in train], np.int32)
-    val = [e for e in val if e.intent.value in index]
+    y = np.array([index[e.label] for e in train], np.int32)
+    val = [e for e in val if e.label in index]
     vids, vmask = tokenizer.encode_batch([e.text for e in val], pad_to=cfg.max_length) if val else (None, None)
-    vy = np.array([index[e.intent.value] for e in val], np.int32)
+    vy = np.array([index[e.label] for e in val], np.int32)
 
     teacher = None
     if cfg.teacher != "no":
