@@ -142,7 +142,7 @@ def train_model(
         if teacher.word_embeddings.shape[0] != tokenizer.vocab_size:
             raise ModelError("the teacher's vocabulary differs from the tokenizer's")
         params.update(teacher.student_embeddings(cfg.hidden, cfg.max_length))
-        targets = teacher.embed(ids, mask)
+        targets = teacher.embed(ids, mask, log=log)
         log(f"teacher: MiniLM embeddings of {len(train)} utterances in {time.perf_counter() - t0:.1f}s")
     else:
         log("teacher: none (random embedding init, no distillation)")
