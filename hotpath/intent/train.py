@@ -186,6 +186,7 @@ def train_model(
     epochs = math.ceil(total / steps_per_epoch)
     log(f"training {bert.layers}x{bert.hidden} on {len(train)} utterances, {len(labels)} intents, "
         f"{epochs} epochs, {total} steps")
+    quarter = steps_per_epoch // 4 if steps_per_epoch >= 200 else 0  # progress inside long epochs
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         order = rng.permutation(len(train))
@@ -199,6 +200,9 @@ def train_model(
             losses.append(float(loss))
             ces.append(float(ce))
             t += 1
+            if quarter and (s + 1) % quarter == 0 and s + 1 < steps_per_epoch and t < total:
+                log(f"  epoch {epoch}: step {s + 1}/{steps_per_epoch} loss {np.mean(losses):.4f} "
+                    f"({time.perf_counter() - t0:.0f}s)")
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "ce": float(np.mean(ces)),
                "seconds": time.perf_counter() - t0}
         if vids is not None and len(vids):

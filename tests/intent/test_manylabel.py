@@ -178,3 +178,14 @@ def test_bench_intent_train_smoke(intent_cli, tmp_path: Path) -> None:
     assert run["teacher"] is None and run["seconds_total"] > 0 and run["cpu_seconds"] > 0
     assert [s["threshold"] for s in run["sweep"]] == [0.3, 0.5, 0.7, 0.85, 0.9, 0.95]
     assert 0.0 <= run["test"]["oos_recall"] <= 1.0 and len(run["worst_intents"]) <= 5
+
+
+def test_long_epochs_print_progress_inside_the_epoch(intent_cli, tmp_path: Path) -> None:
+    runner, app = intent_cli
+    paths = synthetic_splits(tmp_path, n_intents=10, n_train=20)  # 200 + 10 oos lines
+    res = runner.invoke(app, ["intent", "train", "--data", str(paths["train"]), "--val", str(paths["val"]),
+                              "--out", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "1", "--max-steps", "120",
+                              "--hidden", "16", "--heads", "2", "--intermediate", "32", "--max-length", "16",
+                              "--teacher", "no", "--no-quantize"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"^  epoch 1: step 52/210 loss \d+\.\d+ \(\d+s\)$", res.output, re.M), res.output
