@@ -113,10 +113,10 @@ def test_slice_model_learns_and_eval_reports_per_intent(slice_model, intent_cli)
     out, paths, _ = slice_model
     train = load_examples(paths["train"])
     fit = evaluate_dir(out, train, threshold=0.5)
-    assert fit["accuracy"] > 0.5, fit["accuracy"]  # chance is 1/21: the label set was learned
+    assert fit["accuracy"] > 0.9, fit["accuracy"]  # chance is 1/21: the label set was learned (1.0 when written)
     test = load_examples(paths["test"])
     report = evaluate_dir(out, test, threshold=0.5)
-    assert report["accuracy"] > 0.2 and set(report["per_intent"]) == set(json.loads((out / "meta.json").read_text())["labels"])
+    assert report["accuracy"] > 0.4 and set(report["per_intent"]) == set(json.loads((out / "meta.json").read_text())["labels"])
     row = report["per_intent"]["oos"]
     assert row["support"] == sum(e.label == "oos" for e in test) and 0.0 <= (row["f1"] or 0.0) <= 1.0
     assert report["accuracy_at_threshold"] <= report["accuracy"]
