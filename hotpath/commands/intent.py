@@ -1,4 +1,5 @@
-"""``hotpath intent train|eval|predict`` (``hotpath bench intent``: :mod:`bench.intent`)."""
+"""``hotpath intent train|eval|predict|import-clinc`` (``hotpath bench intent``, ``hotpath bench intent-train``:
+:mod:`bench.intent`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _default_data() -> Path:
 
 @intent_app.command()
 def train(
-    data: Path = typer.Option(..., "--data", help="JSONL of {text, intent} to train on."),
+    data: Path = typer.Option(..., "--data", help="JSONL of {text, intent} to train on; the label set comes from it."),
     val: Optional[Path] = typer.Option(None, "--val", help="JSONL for calibration/selection (default: hold out 15% of --data)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     epochs: int = typer.Option(20, min=1),
@@ -77,7 +78,7 @@ def evaluate(
     model_file: str = typer.Option("model.onnx", help="Graph inside the model directory."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Accuracy, macro F1, oos recall/precision at the threshold, ECE and confusion on a labelled file."""
+    """Accuracy, per-intent and macro F1, oos recall/precision at the threshold, ECE and confusion on a labelled file."""
     from hotpath.intent.artifact import evaluate_dir
     from hotpath.intent.data import load_examples
 
@@ -88,10 +89,19 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    for key in ("n", "threshold", "accuracy", "macro_f1", "oos_recall", "oos_precision",
+    for key in ("n", "threshold", "accuracy", "accuracy_at_threshold", "macro_f1", "oos_recall", "oos_precision",
                 "to_cloud_rate_non_command", "command_to_cloud_rate", "command_local_wrong_rate", "ece"):
         value = report[key]
         typer.echo(f"{key:28s} {value:.4f}" if isinstance(value, float) else f"{key:28s} {value}")
+    typer.echo("")
+    typer.echo(f"{'per intent':32s} {'precision':>9s} {'recall':>7s} {'f1':>7s} {'support':>7s}")
+
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else "-"
+
+    for name, row in report["per_intent"].items():  # type: ignore[union-attr]
+        typer.echo(f"{name[:32]:32s} {cell(row['precision']):>9s} {cell(row['recall']):>7s} {cell(row['f1']):>7s} "
+                   f"{row['support']:>7d}")
 
 
 @intent_app.command()
@@ -107,7 +117,7 @@ def predict(
     settings = _settings()
     result = load_classifier(settings, model).predict(text)
     threshold = settings.threshold_for(tenant)
-    route = "local" if result.is_local_command(threshold) else "cloud"
+    route = "local" if result.is_local_command(threshold, set(settings.local_intents)) else "cloud"
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "threshold": threshold, "route": route}, indent=2))
         return
@@ -118,6 +128,19 @@ def predict(
     typer.echo(f"route       {route} (threshold {threshold:g})")
     if result.reason:
         typer.echo(f"reason      {result.reason}")
+
+
+@intent_app.command("import-clinc")
+def import_clinc(
+    file: Path = typer.Argument(..., help="CLINC150's data_full.json (or data_small/imbalanced/oos_plus.json)."),
+    out: Path = typer.Option(..., "--out", help="Directory for train.jsonl, val.jsonl, test.jsonl."),
+) -> None:
+    """Convert a CLINC150 release file (150 intents + oos) into train/val/test JSONL for `intent train`."""
+    from hotpath.intent.clinc import convert_clinc
+
+    counts = convert_clinc(file, out)
+    for split, n in counts.items():
+        typer.echo(f"{out / (split + '.jsonl')}: {n} lines")
 
 
 def register(root: typer.Typer, bench: typer.Typer) -> None:

@@ -1,7 +1,9 @@
 """The served intent classifier: WordPiece tokenizer + BERT-Tiny in onnxruntime + temperature.
 
 A model directory holds ``model.onnx``, ``vocab.txt`` and ``meta.json`` (labels in output order,
-temperature, max_length, geometry, metrics). Empty or blank text never reaches the model: it is
+temperature, max_length, geometry, metrics). The label set is the model's own (the one of its
+training data): results carry built-in :class:`Intent` members where a label is one, else a
+:class:`Label`. Empty or blank text never reaches the model: it is
 answered ``oos`` with confidence 1.0 and ``reason="empty transcript"``.
 """
 
@@ -14,11 +16,11 @@ import numpy as np
 
 from hotpath.errors import BadInput, ModelError
 from hotpath.intent.calibration import softmax
-from hotpath.intent.data import parse_intent
+from hotpath.intent.data import parse_label
 from hotpath.intent.settings import IntentSettings
 from hotpath.intent.slots import extract_slots
 from hotpath.intent.tokenizer import IntentTokenizer
-from hotpath.intent.types import Intent, IntentClassifier, IntentResult, Slots
+from hotpath.intent.types import Intent, IntentClassifier, IntentLabel, IntentResult, Label, Slots
 
 __all__ = ["OnnxIntentClassifier", "ModelMeta", "load_classifier", "EMPTY_REASON"]
 
@@ -38,10 +40,18 @@ class ModelMeta:
             raise ModelError(f"{path} lacks a valid 'labels', 'temperature' or 'max_length': {exc}") from exc
         if not self.temperature > 0:
             raise ModelError(f"{path}: temperature must be positive, got {self.temperature}")
-        intents = [parse_intent(name) for name in self.labels]
-        if any(i is None for i in intents) or len(intents) < 2:
-            raise ModelError(f"{path}: labels {self.labels} are not intents of hotpath.intent.types.Intent")
-        self.intents: list[Intent] = intents  # type: ignore[assignment]
+        if len(self.labels) < 2:
+            raise ModelError(f"{path}: 'labels' must name at least two labels, got {self.labels}")
+        intents: list[IntentLabel] = []
+        for name in self.labels:
+            label = parse_label(name)
+            if not isinstance(label, (Intent, Label)) or label.value != name:
+                raise ModelError(f"{path}: bad label {name!r} in 'labels'")
+            intents.append(label)
+        if len(set(self.labels)) != len(self.labels):
+            raise ModelError(f"{path}: 'labels' holds a label twice")
+        self.intents: list[IntentLabel] = intents
+        """The labels in output order, as :class:`Intent` members where built-in, else :class:`Label`."""
         self.raw = data
 
     @classmethod

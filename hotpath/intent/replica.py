@@ -23,6 +23,7 @@ class IntentReplica:
             max_batch_size=self._settings.batch_max_size,
             wait_ms=self._settings.batch_wait_ms,
         )
+        self._local = frozenset(self._settings.local_intents)
 
     async def predict(self, text: str) -> IntentResult:
         return await self._batcher.predict(text)
@@ -34,7 +35,7 @@ class IntentReplica:
         return {
             **result.to_dict(),
             "threshold": threshold,
-            "route": "local" if result.is_local_command(threshold) else "cloud",
+            "route": "local" if result.is_local_command(threshold, self._local) else "cloud",
         }
 
     async def stats(self) -> dict[str, int]:

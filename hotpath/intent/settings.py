@@ -23,6 +23,9 @@ class IntentSettings(BaseModel):
     """Default routing threshold: a command runs locally only when its confidence is above it."""
     tenant_thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-tenant override of ``threshold`` (tenant id -> threshold)."""
+    local_intents: list[str] = Field(default_factory=list)
+    """Labels of a custom label set (beyond the built-in commands) that run locally when confident;
+    every other custom label goes to the cloud."""
     model_dir: Path | None = None
     """Directory of a trained model (model.onnx, vocab.txt, meta.json); None: the shipped model."""
     intra_op_threads: int = Field(1, ge=1, le=64)

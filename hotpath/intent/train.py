@@ -21,7 +21,7 @@ import numpy as np
 
 from hotpath.errors import BadInput, ModelError
 from hotpath.intent.bert import BertConfig, forward, init_params
-from hotpath.intent.data import LABEL_ORDER, Example
+from hotpath.intent.data import Example, label_order
 from hotpath.intent.tokenizer import IntentTokenizer
 
 __all__ = ["TrainConfig", "TrainedModel", "train_model", "predict_logits"]
@@ -98,8 +98,7 @@ def _optimizer(cfg: TrainConfig, params: dict, total: int, warmup: int):
 
 
 def _labels_of(examples: list[Example]) -> list[str]:
-    present = {e.intent for e in examples}
-    labels = [i.value for i in LABEL_ORDER if i in present]
+    labels = label_order(examples)
     if len(labels) < 2:
         raise BadInput("training data needs at least two different intents", field="data")
     return labels
@@ -118,10 +117,10 @@ def train_model(
     if cfg.max_length > tokenizer.max_length:
         raise BadInput(f"max_length {cfg.max_length} exceeds the tokenizer's {tokenizer.max_length}")
     ids, mask = tokenizer.encode_batch([e.text for e in train], pad_to=cfg.max_length)
-    y = np.array([index[e.intent.value] for e in train], np.int32)
-    val = [e for e in val if e.intent.value in index]
+    y = np.array([index[e.label] for e in train], np.int32)
+    val = [e for e in val if e.label in index]
     vids, vmask = tokenizer.encode_batch([e.text for e in val], pad_to=cfg.max_length) if val else (None, None)
-    vy = np.array([index[e.intent.value] for e in val], np.int32)
+    vy = np.array([index[e.label] for e in val], np.int32)
 
     teacher = None
     if cfg.teacher != "no":
@@ -143,7 +142,7 @@ def train_model(
         if teacher.word_embeddings.shape[0] != tokenizer.vocab_size:
             raise ModelError("the teacher's vocabulary differs from the tokenizer's")
         params.update(teacher.student_embeddings(cfg.hidden, cfg.max_length))
-        targets = teacher.embed(ids, mask)
+        targets = teacher.embed(ids, mask, log=log)
         log(f"teacher: MiniLM embeddings of {len(train)} utterances in {time.perf_counter() - t0:.1f}s")
     else:
         log("teacher: none (random embedding init, no distillation)")
@@ -187,6 +186,7 @@ def train_model(
     epochs = math.ceil(total / steps_per_epoch)
     log(f"training {bert.layers}x{bert.hidden} on {len(train)} utterances, {len(labels)} intents, "
         f"{epochs} epochs, {total} steps")
+    quarter = steps_per_epoch // 4 if steps_per_epoch >= 200 else 0  # progress inside long epochs
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         order = rng.permutation(len(train))
@@ -200,6 +200,9 @@ def train_model(
             losses.append(float(loss))
             ces.append(float(ce))
             t += 1
+            if quarter and (s + 1) % quarter == 0 and s + 1 < steps_per_epoch and t < total:
+                log(f"  epoch {epoch}: step {s + 1}/{steps_per_epoch} loss {np.mean(losses):.4f} "
+                    f"({time.perf_counter() - t0:.0f}s)")
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "ce": float(np.mean(ces)),
                "seconds": time.perf_counter() - t0}
         if vids is not None and len(vids):

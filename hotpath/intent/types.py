@@ -6,7 +6,8 @@ import abc
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["Intent", "COMMAND_INTENTS", "Slots", "IntentResult", "IntentClassifier"]
+__all__ = ["Intent", "COMMAND_INTENTS", "OOS_LABEL", "Label", "IntentLabel", "label_of", "Slots", "IntentResult",
+           "IntentClassifier"]
 
 
 class Intent(str, Enum):
@@ -24,6 +25,39 @@ COMMAND_INTENTS: frozenset[Intent] = frozenset(
     {Intent.DIAL_PERSON, Intent.SUMMON_TEAM, Intent.EMERGENCY, Intent.CANCEL}
 )
 """Intents executed locally when confident; everything else goes to the cloud assistant."""
+
+OOS_LABEL = Intent.OOS.value
+"""The out-of-scope label of every label set (``oos``, in any case, in data files)."""
+
+
+class Label(str):
+    """An intent label that is not one of the built-in :class:`Intent` values (a tenant's own command,
+    a benchmark's intent). A plain string with ``.value`` (itself), so code written against
+    ``Intent`` members (``result.intent.value``) works for any label set; it never equals a member
+    of :data:`COMMAND_INTENTS`, so a custom label is never run as a built-in command."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"Label({str(self)!r})"
+
+
+IntentLabel = Intent | Label
+"""What a classifier answers: a built-in :class:`Intent` when the label is one, else a :class:`Label`."""
+
+_BUILTIN = {i.value: i for i in Intent}
+
+
+def label_of(name: str) -> IntentLabel:
+    """The canonical label for ``name``: the built-in member when ``name`` is exactly one of the
+    :class:`Intent` values (``oos`` in any case), else ``Label(name)``."""
+    if name.lower() == OOS_LABEL:
+        return Intent.OOS
+    return _BUILTIN.get(name) or Label(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +77,8 @@ class IntentResult:
     """What the classifier made of one transcript."""
 
     text: str
-    intent: Intent
+    intent: IntentLabel
+    """A built-in :class:`Intent`, or a :class:`Label` of a model trained on another label set."""
     confidence: float
     """Calibrated probability of ``intent`` in [0, 1]."""
     slots: Slots = field(default_factory=Slots)
@@ -52,9 +87,18 @@ class IntentResult:
     reason: str | None = None
     """Why the answer was not the model's (e.g. ``"empty transcript"``); None for a model answer."""
 
-    def is_local_command(self, threshold: float) -> bool:
-        """True when this should run as a local action rather than go to the cloud."""
-        return self.intent in COMMAND_INTENTS and self.confidence > threshold
+    @property
+    def label(self) -> str:
+        """The intent's wire value (``"DIAL_PERSON"``, ``"oos"``, ``"book_flight"``)."""
+        return self.intent.value
+
+    def is_local_command(self, threshold: float, local: frozenset[str] | set[str] | None = None) -> bool:
+        """True when this should run as a local action rather than go to the cloud: the intent is a
+        built-in command (or one of the extra labels in ``local``) and its confidence is above
+        ``threshold``. Other labels of a custom label set go to the cloud (the safe default)."""
+        if self.confidence <= threshold:
+            return False
+        return self.intent in COMMAND_INTENTS or (local is not None and self.intent.value in local)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view (intent as its wire value, slots as a mapping)."""

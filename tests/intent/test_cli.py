@@ -47,9 +47,9 @@ def test_bench_runs_and_reports_percentiles(intent_cli) -> None:
 
 def test_bad_data_line_is_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "call john", "intent": "DIAL_PERSON"}\n{"text": "x", "intent": "NOPE"}\n')
+    bad.write_text('{"text": "call john", "intent": "DIAL_PERSON"}\n{"text": "x", "intent": 7}\n')
     out = subprocess.run([sys.executable, "-m", "hotpath.cli", "intent", "eval", "--data", str(bad)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
-    assert f"{bad}:2: unknown intent 'NOPE'" in out.stderr
+    assert f"{bad}:2: label must be a string, got 7" in out.stderr

@@ -32,8 +32,13 @@ def test_loads_and_ignores_blank_lines_and_extra_keys(tmp_path: Path) -> None:
         ('["call john", "DIAL_PERSON"]', "expected an object"),
         ('{"text": "", "intent": "CANCEL"}', "'text' must be a non-empty string"),
         ('{"text": 5, "intent": "CANCEL"}', "'text' must be a non-empty string"),
-        ('{"text": "call john", "intent": "CALL"}', "unknown intent 'CALL'"),
-        ('{"text": "call john"}', "unknown intent None"),
+        ('{"text": "call john", "intent": 3}', "label must be a string, got 3"),
+        ('{"text": "call john", "intent": null}', "label must be a string, got null"),
+        ('{"text": "call john", "intent": "  "}', "label is empty"),
+        ('{"text": "call john", "intent": "a\\u0007b"}', "holds a control character"),
+        ('{"text": "call john", "intent": "' + "x" * 101 + '"}', "longer than 100 characters"),
+        ('{"text": "call john", "intent": "CANCEL", "label": "cancel"}', "'intent' 'CANCEL' and 'label' 'cancel' disagree"),
+        ('{"text": "call john"}', "no 'intent' (or 'label') field"),
     ],
 )
 def test_bad_line_is_named(tmp_path: Path, bad: str, message: str) -> None:

@@ -121,7 +121,14 @@ def test_broken_model_dirs_are_model_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="cannot load"):
         OnnxIntentClassifier(broken)
     meta = json.loads((broken / "meta.json").read_text())
+    for labels, message in [(["DIAL_PERSON", " "], "bad label ' '"), (["oos", "oos"], "a label twice"),
+                            (["PIZZA"], "at least two labels")]:
+        (broken / "meta.json").write_text(json.dumps({**meta, "labels": labels}))
+        with pytest.raises(ModelError, match=message):
+            OnnxIntentClassifier(broken)
+    # any label set loads, but its size must match the graph's outputs
+    shutil.copyfile(SHIPPED_MODEL_DIR / "model.onnx", broken / "model.onnx")
     (broken / "meta.json").write_text(json.dumps({**meta, "labels": ["DIAL_PERSON", "PIZZA"]}))
-    with pytest.raises(ModelError, match="not intents"):
+    with pytest.raises(ModelError, match="has 6 outputs but meta.json names 2 labels"):
         OnnxIntentClassifier(broken)
 
