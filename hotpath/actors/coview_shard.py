@@ -46,7 +46,10 @@ from hotpath.coview.coordinator import JobCoordinator
 from hotpath.coview.runner import ShardRunner
 from hotpath.coview.shard import Contribution
 
-__all__ = ["CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name"]
+__all__ = [
+    "CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name",
+    "shard_placement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,11 @@ class CoviewShard:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> dict[str, Any]:
+        """The Ray node this shard runs on (id and address) and its PID."""
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
 
     async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
         return await self.runner.restore(cid, partitions)
@@ -145,6 +153,37 @@ class _GcPauses:
                 "total_ms": [round(x, 1) for x in self.total_ms]}
 
 
+def shard_placement(placement: str, resource: str | None, shards: int) -> list[dict[str, Any]]:
+    """Ray actor options of each shard for ``streaming.placement`` (see its docstring).
+
+    ``spread``: shard *i* is pinned (softly: a dead node's shards restart elsewhere) to the *i*-th
+    alive node, round-robin, the caller's node first and the others by address, among the nodes
+    offering ``resource`` when it is set (each shard then also asks for 0.001 of it)."""
+    from hotpath.errors import ConfigError
+
+    if placement == "any":
+        return [{} for _ in range(shards)]
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n.get("Alive") and (resource is None or n.get("Resources", {}).get(resource, 0) > 0)]
+    if not nodes:
+        raise ConfigError(
+            f"streaming.placement=spread: no alive Ray node offers the resource {resource!r} "
+            "(start one with `hotpath services node up --resources '{\"%s\": 1}'`)" % resource
+        )
+    nodes.sort(key=lambda n: (n["NodeID"] != here, n.get("NodeManagerAddress", ""), n["NodeID"]))
+    out = []
+    for i in range(shards):
+        opts: dict[str, Any] = {
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[i % len(nodes)]["NodeID"], soft=True)
+        }
+        if resource is not None:
+            opts["resources"] = {resource: 0.001}
+        out.append(opts)
+    return out
+
+
 class RayShardRef:
     """A :class:`~hotpath.coview.coordinator.ShardRef` over a :class:`CoviewShard` handle."""
 
@@ -182,8 +221,8 @@ class CoviewDriver:
         s = self.settings.streaming
         if not self.handles:
             self.handles = [
-                CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True).remote(self.settings, i)
-                for i in range(s.shards)
+                CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True, **opts).remote(self.settings, i)
+                for i, opts in enumerate(shard_placement(s.placement, s.placement_resource, s.shards))
             ]
         # Restarted actors (max_restarts) keep their handles; a restore call waits for them.
         return [RayShardRef(h) for h in self.handles]
@@ -211,6 +250,10 @@ class CoviewDriver:
 
     def shard_handles(self) -> list[Any]:
         return list(self.handles)
+
+    async def shard_nodes(self) -> list[dict[str, Any]]:
+        """Where each shard runs now (node id, address, PID)."""
+        return list(await asyncio.gather(*(h.node.remote() for h in self.handles)))
 
     async def shard_pids(self) -> list[int]:
         return list(await asyncio.gather(*(h.pid.remote() for h in self.handles)))

@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["StreamingSettings", "WindowKind", "LatePolicy"]
+__all__ = ["StreamingSettings", "WindowKind", "LatePolicy", "Placement"]
 
 WindowKind = Literal["sliding", "session"]
 LatePolicy = Literal["drop", "apply"]
+Placement = Literal["any", "spread"]
 
 DAY_S = 86_400.0
 
@@ -32,6 +33,17 @@ class StreamingSettings(BaseModel):
     """Prefix of every Redis key and dimension-store row id the job writes (tests use a unique one)."""
     job_id: str = "coview"
     """Stable id of the stateful job: names its checkpoint files and Ray actors."""
+    placement: Placement = "any"
+    """Where the shard actors run. ``any``: wherever Ray puts them (one node: all on it).
+    ``spread``: shard *i* goes to the *i*-th of the alive nodes (the driver's node first, the others
+    by address) that offer ``placement_resource`` (every node when it is unset), round-robin; the
+    pin is soft, so a shard whose node died restarts on a surviving one. The driver stays on the
+    node that started the job. Placement is decided when the job starts; a node joining later gets
+    shards at the next start."""
+    placement_resource: str | None = Field(None, min_length=1, max_length=100)
+    """With ``spread``: only nodes offering this Ray custom resource (``ray start
+    --resources='{"coview": 1}'``) take shards, and each shard asks for 0.001 of it, so a restarted
+    shard also lands only on such a node."""
 
     # ---------------------------------------------------------------- windows (event time)
     window_kind: WindowKind = "sliding"
