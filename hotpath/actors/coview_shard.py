@@ -48,7 +48,7 @@ from hotpath.coview.shard import Contribution
 
 __all__ = [
     "CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name",
-    "shard_placement",
+    "shard_placement", "remove_shard_placement",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,35 +153,50 @@ class _GcPauses:
                 "total_ms": [round(x, 1) for x in self.total_ms]}
 
 
-def shard_placement(placement: str, resource: str | None, shards: int) -> list[dict[str, Any]]:
+def shard_placement(job_id: str, placement: str, resource: str | None, shards: int) -> list[dict[str, Any]]:
     """Ray actor options of each shard for ``streaming.placement`` (see its docstring).
 
-    ``spread``: shard *i* is pinned (softly: a dead node's shards restart elsewhere) to the *i*-th
-    alive node, round-robin, the caller's node first and the others by address, among the nodes
-    offering ``resource`` when it is set (each shard then also asks for 0.001 of it)."""
+    ``spread``: a detached placement group ``{job_id}-shards`` (reused when the job restarts) of one
+    bundle per shard, strategy ``SPREAD``: Ray puts the bundles on as many nodes as it can, and when
+    a node dies it reschedules that node's bundles on the survivors, where the shards restart. Each
+    bundle holds 0.001 CPU (or 0.001 of ``resource`` when set: only nodes offering it then take
+    shards). A soft node affinity would not do: Ray 2.60 ignores it for actors that ask for no
+    resources (a quarter to a half of them landed elsewhere)."""
     from hotpath.errors import ConfigError
 
     if placement == "any":
         return [{} for _ in range(shards)]
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.placement_group import get_placement_group, placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    here = ray.get_runtime_context().get_node_id()
-    nodes = [n for n in ray.nodes() if n.get("Alive") and (resource is None or n.get("Resources", {}).get(resource, 0) > 0)]
-    if not nodes:
-        raise ConfigError(
-            f"streaming.placement=spread: no alive Ray node offers the resource {resource!r} "
-            "(start one with `hotpath services node up --resources '{\"%s\": 1}'`)" % resource
-        )
-    nodes.sort(key=lambda n: (n["NodeID"] != here, n.get("NodeManagerAddress", ""), n["NodeID"]))
-    out = []
-    for i in range(shards):
-        opts: dict[str, Any] = {
-            "scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[i % len(nodes)]["NodeID"], soft=True)
-        }
-        if resource is not None:
-            opts["resources"] = {resource: 0.001}
-        out.append(opts)
-    return out
+    name = f"{job_id}-shards"
+    bundle = {resource or "CPU": 0.001}
+    try:
+        pg = get_placement_group(name)
+        if len(pg.bundle_specs) != shards or any(b != bundle for b in pg.bundle_specs):
+            ray.util.remove_placement_group(pg)  # the job's shard count or resource changed
+            raise ValueError
+    except ValueError:
+        pg = placement_group([dict(bundle) for _ in range(shards)], strategy="SPREAD", name=name, lifetime="detached")
+    if not pg.wait(60):
+        ray.util.remove_placement_group(pg)
+        where = f"the resource {resource!r}" if resource else "CPU"
+        raise ConfigError(f"streaming.placement=spread: Ray could not place {shards} shard bundles of {bundle} "
+                          f"within 60 s (no alive node offers {where}?)")
+    return [
+        {"scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
+        for i in range(shards)
+    ]
+
+
+def remove_shard_placement(job_id: str) -> None:
+    """Remove the job's placement group, if any (after its shards were killed)."""
+    from ray.util.placement_group import get_placement_group
+
+    try:
+        ray.util.remove_placement_group(get_placement_group(f"{job_id}-shards"))
+    except ValueError:
+        pass
 
 
 class RayShardRef:
@@ -222,7 +237,7 @@ class CoviewDriver:
         if not self.handles:
             self.handles = [
                 CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True, **opts).remote(self.settings, i)
-                for i, opts in enumerate(shard_placement(s.placement, s.placement_resource, s.shards))
+                for i, opts in enumerate(shard_placement(s.job_id, s.placement, s.placement_resource, s.shards))
             ]
         # Restarted actors (max_restarts) keep their handles; a restore call waits for them.
         return [RayShardRef(h) for h in self.handles]
@@ -273,6 +288,7 @@ class CoviewDriver:
                 pass
             ray.kill(h, no_restart=True)
         self.handles = []
+        remove_shard_placement(self.settings.streaming.job_id)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)

@@ -35,15 +35,15 @@ class StreamingSettings(BaseModel):
     """Stable id of the stateful job: names its checkpoint files and Ray actors."""
     placement: Placement = "any"
     """Where the shard actors run. ``any``: wherever Ray puts them (one node: all on it).
-    ``spread``: shard *i* goes to the *i*-th of the alive nodes (the driver's node first, the others
-    by address) that offer ``placement_resource`` (every node when it is unset), round-robin; the
-    pin is soft, so a shard whose node died restarts on a surviving one. The driver stays on the
-    node that started the job. Placement is decided when the job starts; a node joining later gets
-    shards at the next start."""
+    ``spread``: one bundle per shard in a placement group with Ray's ``SPREAD`` strategy (the shards
+    on as many nodes as there are, those offering ``placement_resource`` when it is set); when a
+    node dies, its bundles (and shards) move to the surviving nodes. The driver runs on the node
+    that started the job. A node joining later gets shards when the job is next started anew
+    (``hotpath coview stop`` removes the placement group)."""
     placement_resource: str | None = Field(None, min_length=1, max_length=100)
-    """With ``spread``: only nodes offering this Ray custom resource (``ray start
-    --resources='{"coview": 1}'``) take shards, and each shard asks for 0.001 of it, so a restarted
-    shard also lands only on such a node."""
+    """With ``spread``: each shard's bundle holds 0.001 of this Ray custom resource (``ray start
+    --resources='{"coview": 1}'``) instead of 0.001 CPU, so only nodes offering it take shards,
+    restarted ones too."""
 
     # ---------------------------------------------------------------- windows (event time)
     window_kind: WindowKind = "sliding"

@@ -80,10 +80,11 @@ def start_coview_job(settings: Settings) -> CoviewJobHandle:
     _ensure_ray(settings)
     opts: dict[str, Any] = {}
     if settings.streaming.placement == "spread":
-        # shards spread over the nodes; the driver stays here (softly), beside the caller
+        # shards spread over the nodes; the driver runs here, beside the caller (a soft pin is not
+        # kept for actors without resources; it is not restarted anyway: max_restarts=0)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     deadline = time.monotonic() + 30.0
     while True:
         driver = CoviewDriver.options(
