@@ -198,10 +198,12 @@ class RayWorkerNode(Service):
         return sorted(pids)
 
     def stop(self) -> bool:
+        """Stop the node's session by PID; it is then no longer listed (:func:`worker_nodes`)."""
         pids = self.processes()
         if pids:
             process.terminate(pids, grace_s=self.stop_grace_s, refresh=self.processes)
         self.pid_path.unlink(missing_ok=True)
+        self.meta_path.unlink(missing_ok=True)
         return bool(pids)
 
     def kill(self) -> list[int]:
@@ -246,7 +248,8 @@ class RayWorkerNode(Service):
 
 
 def worker_nodes(settings: Settings) -> list[RayWorkerNode]:
-    """The extra nodes started from this runtime dir (pid or node file present), as they were started."""
+    """The extra nodes started from this runtime dir and not stopped since (running, or lost), as
+    they were started."""
     out = []
     for meta in sorted((settings.runtime_dir / "services").glob("ray-node-*/node.json")):
         try:

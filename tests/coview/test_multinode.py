@@ -9,6 +9,7 @@ Redis and Cassandra contents must equal the failure-free run's (the equality che
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 
@@ -39,6 +40,7 @@ def node_b(settings: Settings, ray_session):
         yield node, found[0]["NodeID"]
     finally:
         node.stop()
+        shutil.rmtree(node.dir, ignore_errors=True)
 
 
 def _spread(settings: Settings, tmp_path, topic: str, **streaming) -> Settings:
