@@ -106,7 +106,7 @@ def bench_replay(events: int) -> dict[str, Any]:
 
 def bench_stream(
     settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None],
-    trace: Path | None = None,
+    trace: Path | None = None, placement: str | None = None,
 ) -> dict[str, Any]:
     from hotpath.graphs.coview_app import _ensure_ray, start_coview_job
 
@@ -119,7 +119,8 @@ def bench_stream(
     s = Settings.model_validate({
         **settings.model_dump(),
         "streaming": {**settings.streaming.model_dump(), "topic": f"bench-coview-{tag}", "job_id": f"bench-{tag}",
-                      "key_prefix": f"bench:{tag}:", "shards": shards, "partitions": 4},
+                      "key_prefix": f"bench:{tag}:", "shards": shards, "partitions": 4,
+                      **({"placement": placement} if placement else {})},
     })  # fmt: skip
     cache = open_hot_cache(s)
     handle = None
@@ -135,6 +136,10 @@ def bench_stream(
         out["produce_events_per_s"] = round(n / (time.perf_counter() - t0))
         say(f"bench coview: starting the job ({shards} shard actors)")
         handle = start_coview_job(s)
+        nodes = handle.shard_nodes()
+        out["placement"] = s.streaming.placement
+        out["shard_nodes"] = len({n["node_id"] for n in nodes})
+        say(f"bench coview: shards on {out['shard_nodes']} Ray node(s) (placement {s.streaming.placement})")
         ends = asyncio.run(_with_log(s, _ends))
         total = sum(ends.values())
         t_first = None
@@ -337,11 +342,14 @@ def run_bench(
     shards: int = 2,
     stream: bool = True,
     trace: Path | None = None,
+    placement: str | None = None,
     say: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"machine_cores": __import__("os").cpu_count()}
+    out: dict[str, Any] = {"machine_cores": __import__("os").cpu_count(),
+                           "load_average_at_start": [round(x, 2) for x in __import__("os").getloadavg()]}
     if stream:
-        out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say, trace=trace))
+        out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say, trace=trace,
+                                placement=placement))
     say("bench coview: offline replay")
     out.update(bench_replay(replay_events))
     say("bench coview: state memory")
@@ -351,12 +359,32 @@ def run_bench(
     return out
 
 
+HEADLINE = (
+    "freshness_p99_ms", "recent_freshness_p99_ms", "coview_freshness_p99_ms", "freshness_rate_achieved",
+    "live_shard_cpu_us_per_event", "events_per_s", "shard_cpu_us_per_event", "replay_events_per_s",
+    "read_age_p99_ms", "step_p99_ms", "checkpoint_max_ms",
+)
+"""The figures ``--runs N`` prints for each run and gives the median of."""
+
+
+def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each headline figure over ``runs`` (those that have it)."""
+    out: dict[str, Any] = {}
+    for key in HEADLINE:
+        vals = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+        if vals:
+            out[key] = round(float(np.median(vals)), 1)
+    return out
+
+
 def bench_coview(
     events: int = typer.Option(600_000, help="Events for the throughput phase"),
     rate: float = typer.Option(50_000.0, help="Production rate of the freshness phase (events/s)"),
     seconds: float = typer.Option(30.0, help="Length of the freshness phase (long enough to show whether the lag holds or grows)"),
     replay_events: int = typer.Option(1_000_000, "--replay-events", help="Events for the offline replay"),
     shards: int = typer.Option(2),
+    placement: Optional[str] = typer.Option(None, help="streaming.placement for the job: any, or spread (shards over the Ray nodes; start one with `hotpath services node up`)"),
+    runs: int = typer.Option(1, min=1, max=20, help="Run the whole bench this many times: each run's headline figures, then their median (--json: the median figures at the top, each run under \"runs\")"),
     skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),
     trace: Optional[Path] = typer.Option(None, "--trace",
                                          help="Write each shard's live-phase series (read age, step, sink write and freshness times, in order) to this JSON file"),
@@ -367,14 +395,32 @@ def bench_coview(
     from hotpath.config import load_settings
 
     
+    from hotpath.errors import BadInput
+
+    if placement not in (None, "any", "spread"):
+        raise BadInput(f"--placement {placement!r}: any or spread")
     s = load_settings(config, profile="full")
-    result = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events,
-                       shards=shards, stream=not skip_stream, trace=trace, say=lambda m: typer.echo(m, err=True))
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    all_runs = []
+    for i in range(runs):
+        if runs > 1:
+            say(f"bench coview: run {i + 1} of {runs}")
+        one = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events, shards=shards,
+                        stream=not skip_stream, trace=trace, placement=placement, say=say)
+        all_runs.append(one)
+        if runs > 1:
+            say(f"bench coview: run {i + 1}: " + ", ".join(f"{k} {one.get(k)}" for k in HEADLINE))
+    if runs == 1:
+        result = all_runs[0]
+    else:
+        result = {**median_of_runs(all_runs), "median_of_runs": runs, "runs": all_runs}
+        say("bench coview: median of " + str(runs) + " runs: " + ", ".join(f"{k} {v}" for k, v in median_of_runs(all_runs).items()))
     if as_json:
         typer.echo(json.dumps(result))
     else:
         for k, v in result.items():
-            typer.echo(f"{k:<28} {v}")
+            if k != "runs":
+                typer.echo(f"{k:<28} {v}")
     sys.stdout.flush()
 
 

@@ -46,7 +46,10 @@ from hotpath.coview.coordinator import JobCoordinator
 from hotpath.coview.runner import ShardRunner
 from hotpath.coview.shard import Contribution
 
-__all__ = ["CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name"]
+__all__ = [
+    "CoviewShard", "CoviewDriver", "EventFeeder", "RayShardRef", "shard_actor_name", "driver_actor_name",
+    "shard_placement", "remove_shard_placement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,11 @@ class CoviewShard:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> dict[str, Any]:
+        """The Ray node this shard runs on (id and address) and its PID."""
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
 
     async def restore(self, cid: int | None, partitions: Sequence[int]) -> dict[str, Any]:
         return await self.runner.restore(cid, partitions)
@@ -145,6 +153,52 @@ class _GcPauses:
                 "total_ms": [round(x, 1) for x in self.total_ms]}
 
 
+def shard_placement(job_id: str, placement: str, resource: str | None, shards: int) -> list[dict[str, Any]]:
+    """Ray actor options of each shard for ``streaming.placement`` (see its docstring).
+
+    ``spread``: a detached placement group ``{job_id}-shards`` (reused when the job restarts) of one
+    bundle per shard, strategy ``SPREAD``: Ray puts the bundles on as many nodes as it can, and when
+    a node dies it reschedules that node's bundles on the survivors, where the shards restart. Each
+    bundle holds 0.001 CPU (or 0.001 of ``resource`` when set: only nodes offering it then take
+    shards). A soft node affinity would not do: Ray 2.60 ignores it for actors that ask for no
+    resources (a quarter to a half of them landed elsewhere)."""
+    from hotpath.errors import ConfigError
+
+    if placement == "any":
+        return [{} for _ in range(shards)]
+    from ray.util.placement_group import get_placement_group, placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    name = f"{job_id}-shards"
+    bundle = {resource or "CPU": 0.001}
+    try:
+        pg = get_placement_group(name)
+        if len(pg.bundle_specs) != shards or any(b != bundle for b in pg.bundle_specs):
+            ray.util.remove_placement_group(pg)  # the job's shard count or resource changed
+            raise ValueError
+    except ValueError:
+        pg = placement_group([dict(bundle) for _ in range(shards)], strategy="SPREAD", name=name, lifetime="detached")
+    if not pg.wait(60):
+        ray.util.remove_placement_group(pg)
+        where = f"the resource {resource!r}" if resource else "CPU"
+        raise ConfigError(f"streaming.placement=spread: Ray could not place {shards} shard bundles of {bundle} "
+                          f"within 60 s (no alive node offers {where}?)")
+    return [
+        {"scheduling_strategy": PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)}
+        for i in range(shards)
+    ]
+
+
+def remove_shard_placement(job_id: str) -> None:
+    """Remove the job's placement group, if any (after its shards were killed)."""
+    from ray.util.placement_group import get_placement_group
+
+    try:
+        ray.util.remove_placement_group(get_placement_group(f"{job_id}-shards"))
+    except ValueError:
+        pass
+
+
 class RayShardRef:
     """A :class:`~hotpath.coview.coordinator.ShardRef` over a :class:`CoviewShard` handle."""
 
@@ -182,8 +236,8 @@ class CoviewDriver:
         s = self.settings.streaming
         if not self.handles:
             self.handles = [
-                CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True).remote(self.settings, i)
-                for i in range(s.shards)
+                CoviewShard.options(name=shard_actor_name(s.job_id, i), get_if_exists=True, **opts).remote(self.settings, i)
+                for i, opts in enumerate(shard_placement(s.job_id, s.placement, s.placement_resource, s.shards))
             ]
         # Restarted actors (max_restarts) keep their handles; a restore call waits for them.
         return [RayShardRef(h) for h in self.handles]
@@ -212,6 +266,10 @@ class CoviewDriver:
     def shard_handles(self) -> list[Any]:
         return list(self.handles)
 
+    async def shard_nodes(self) -> list[dict[str, Any]]:
+        """Where each shard runs now (node id, address, PID)."""
+        return list(await asyncio.gather(*(h.node.remote() for h in self.handles)))
+
     async def shard_pids(self) -> list[int]:
         return list(await asyncio.gather(*(h.pid.remote() for h in self.handles)))
 
@@ -230,6 +288,7 @@ class CoviewDriver:
                 pass
             ray.kill(h, no_restart=True)
         self.handles = []
+        remove_shard_placement(self.settings.streaming.job_id)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)

@@ -124,6 +124,9 @@ def down(settings: Settings, profile: str | None = None, say: Say = _quiet) -> l
     services = list(reversed(services_for(settings, profile)))
     stopped: list[str] = []
     with _lock(settings, say):
+        from hotpath.cluster.worker_node import stop_all
+
+        stopped += stop_all(settings, say)  # extra Ray nodes joined to the head go before it
         for svc in services:
             t0 = time.monotonic()
             if svc.stop():

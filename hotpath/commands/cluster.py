@@ -94,6 +94,10 @@ def register(root: typer.Typer, bench: typer.Typer) -> None:
 
         manager.down(_settings(config), profile, say=_echo)
 
+    from hotpath.commands.nodes import register_node_commands
+
+    register_node_commands(services)
+
     @services.command("status")
     def services_status(
         as_json: bool = typer.Option(False, "--json", help="one JSON object per service, in a list"),

@@ -82,6 +82,10 @@ class JobCoordinator:
         """The checkpoint begun and not yet saved by every shard (at most one)."""
         self.saved: dict[int, int | None] = {}
         self.last_error: str | None = None
+        self.last_failure_at: float | None = None
+        """Wall time (``time.time()``) the last shard failure reached the loop."""
+        self.last_restored_at: float | None = None
+        """Wall time every shard was back on the committed checkpoint after it."""
         self._on_recover = on_recover
         self._stop = asyncio.Event()
         self._running = False
@@ -198,6 +202,7 @@ class JobCoordinator:
     async def recover(self, exc: BaseException) -> None:
         """Restore every shard to the committed checkpoint (retrying while shards restart)."""
         self.recoveries += 1
+        self.last_failure_at, self.last_restored_at = time.time(), None
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.warning("co-view job: a shard failed (%s); restoring checkpoint %s", self.last_error, self.committed)
         if self._on_recover is not None:
@@ -206,6 +211,7 @@ class JobCoordinator:
         while True:
             try:
                 await self._restore(recreate=True)
+                self.last_restored_at = time.time()
                 return
             except Exception as again:  # a shard still restarting: try again
                 log.warning("co-view job: restore failed (%s); retrying", again)
@@ -265,6 +271,8 @@ class JobCoordinator:
             "checkpoints": self.checkpoints,
             "recoveries": self.recoveries,
             "last_error": self.last_error,
+            "last_failure_at": self.last_failure_at,
+            "last_restored_at": self.last_restored_at,
             "running": self._running,
         }
 

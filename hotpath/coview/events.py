@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from typing import Annotated
+
+import msgspec
 import orjson
 
 from hotpath.errors import BadInput
@@ -117,6 +120,43 @@ def decode_batch(raws: list[bytes]) -> list | None:
     if len(objs) != len(raws) or not all(type(o) is dict for o in objs):
         return None
     return objs
+
+
+class _WireView(msgspec.Struct, gc=False):
+    """The usual event as :func:`decode_views` reads it: every field a short string, ``ts`` an int."""
+
+    user: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_FIELD)]
+    cat: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_FIELD)]
+    ts: int
+    type: str = "view"
+    session: Annotated[str, msgspec.Meta(max_length=_MAX_FIELD)] | None = None
+    pid: Annotated[str, msgspec.Meta(max_length=_MAX_FIELD)] = ""
+    master: Annotated[str, msgspec.Meta(max_length=_MAX_FIELD)] = ""
+    sent_ms: int | float = 0
+
+
+_VIEWS = msgspec.json.Decoder(list[_WireView])
+
+
+def decode_views(raws: list[bytes]) -> list[_WireView] | None:
+    """Decode and check many events at once into typed records (``user``, ``cat``, ``ts``, ``type``,
+    ``session``, ``pid``, ``master``, ``sent_ms``), with msgspec: about half the CPU of
+    :func:`decode_batch` plus the checks of its caller's fast path, and no dict per record for the
+    collector to track.
+
+    ``None`` when any record is not of that shape (a missing or non-string field, a float ``ts``, a
+    field over the length limit, bad JSON, ...): then the caller decodes the batch the general way,
+    which names the bad records. Every record returned passes the checks of
+    :func:`event_from_object`'s fast path except the type (``type`` is any string here: one that is
+    not ``view`` goes the general way, as does a ``ts`` outside the years 2000-2099).
+    """
+    if not raws or not all(r[:1] == b"{" and r[-1:] == b"}" for r in raws):
+        return None
+    try:
+        out = _VIEWS.decode(b"[" + b",".join(raws) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+    return out if len(out) == len(raws) else None
 
 
 def event_from_object(obj: object) -> ViewEvent:

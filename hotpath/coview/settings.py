@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["StreamingSettings", "WindowKind", "LatePolicy"]
+__all__ = ["StreamingSettings", "WindowKind", "LatePolicy", "Placement"]
 
 WindowKind = Literal["sliding", "session"]
 LatePolicy = Literal["drop", "apply"]
+Placement = Literal["any", "spread"]
 
 DAY_S = 86_400.0
 
@@ -32,6 +33,17 @@ class StreamingSettings(BaseModel):
     """Prefix of every Redis key and dimension-store row id the job writes (tests use a unique one)."""
     job_id: str = "coview"
     """Stable id of the stateful job: names its checkpoint files and Ray actors."""
+    placement: Placement = "any"
+    """Where the shard actors run. ``any``: wherever Ray puts them (one node: all on it).
+    ``spread``: one bundle per shard in a placement group with Ray's ``SPREAD`` strategy (the shards
+    on as many nodes as there are, those offering ``placement_resource`` when it is set); when a
+    node dies, its bundles (and shards) move to the surviving nodes. The driver runs on the node
+    that started the job. A node joining later gets shards when the job is next started anew
+    (``hotpath coview stop`` removes the placement group)."""
+    placement_resource: str | None = Field(None, min_length=1, max_length=100)
+    """With ``spread``: each shard's bundle holds 0.001 of this Ray custom resource (``ray start
+    --resources='{"coview": 1}'``) instead of 0.001 CPU, so only nodes offering it take shards,
+    restarted ones too."""
 
     # ---------------------------------------------------------------- windows (event time)
     window_kind: WindowKind = "sliding"

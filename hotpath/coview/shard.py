@@ -32,6 +32,7 @@ from hotpath.coview.events import (
     MIN_TS_MS,
     PoisonedEvent,
     decode_batch,
+    decode_views,
     event_from_object,
     parse_event,
 )
@@ -199,7 +200,9 @@ class ShardCore:
             rec.expire(win.watermark)
             out.oldest_sent_ms = out.newest_sent_ms = 0
             return out
-        objs = decode_batch([r.value for r in fresh])
+        raws = [r.value for r in fresh]
+        wire = decode_views(raws)
+        objs = decode_batch(raws) if wire is None else None
         batch = win.batch_ok()
         views: list[tuple[str, str, int]] = []  # (session, key, ts), for the windower
         viewers: list[tuple[str, str, int]] = []  # (user, key, ts), for recent interests
@@ -222,39 +225,14 @@ class ShardCore:
             viewers.clear()
             view_recs.clear()
 
-        for i, r in enumerate(fresh):
-            o = objs[i] if objs is not None else None
-            if o is not None:
-                # fast path, the usual case: a view whose fields are all short strings and an int ts
-                # (exactly what event_from_object accepts on its own fast path)
-                get = o.get
-                ts = get("ts")
-                user, cat, session = get("user"), get("cat"), get("session")
-                pid, master = get("pid", ""), get("master", "")
-                if (
-                    get("type", "view") == "view" and type(ts) is int and lo <= ts < hi
-                    and type(user) is str and type(cat) is str and type(pid) is str and type(master) is str
-                    and 0 < len(user) <= maxf and 0 < len(cat) <= maxf
-                    and len(pid) <= maxf and len(master) <= maxf
-                    and (session is None or (type(session) is str and len(session) <= maxf))
-                ):  # fmt: skip
-                    cat = intern(cat)  # one object per key name: far smaller and faster snapshots
-                    views.append((session or user, cat, ts))
-                    viewers.append((user, cat, ts))
-                    view_recs.append(r)
-                    sent = get("sent_ms", 0)
-                    if sent and (type(sent) is int or type(sent) is float) and int(sent):
-                        sent = int(sent)
-                        if sent > newest:
-                            newest = sent
-                        if not oldest or sent < oldest:
-                            oldest = sent
-                    continue
+        def general(r: LogRecord, o: object | None) -> None:
+            """Any record off the fast paths: checked one by one (poison, watermark, order)."""
+            nonlocal newest, oldest
             try:
                 ev = event_from_object(o) if o is not None else parse_event(r.value)
             except PoisonedEvent as exc:
                 out.dead.append((r, exc.reason))
-                continue
+                return
             kind = ev.type
             if kind == "view":
                 cat = intern(ev.cat)
@@ -274,6 +252,56 @@ class ShardCore:
                 win.punctuate(ev.ts)
             else:  # an order: to the rollup store, keyed by its offset (see OrderRow)
                 order_rows.append((r.offset, ev.master, ev.cat, ev.qty, ev.ts, ev.pid))
+
+        if wire is not None:
+            # fastest path, the usual batch: msgspec decoded and checked every record's fields
+            # (decode_views); only views with a sane ts stay here
+            for r, w in zip(fresh, wire):
+                ts = w.ts
+                if w.type == "view" and lo <= ts < hi:
+                    user, cat = w.user, intern(w.cat)
+                    views.append((w.session or user, cat, ts))
+                    viewers.append((user, cat, ts))
+                    view_recs.append(r)
+                    sent = w.sent_ms
+                    if sent and int(sent):
+                        sent = int(sent)
+                        if sent > newest:
+                            newest = sent
+                        if not oldest or sent < oldest:
+                            oldest = sent
+                    continue
+                general(r, None)
+        else:
+            for i, r in enumerate(fresh):
+                o = objs[i] if objs is not None else None
+                if o is not None:
+                    # fast path: a view whose fields are all short strings and an int ts
+                    # (exactly what event_from_object accepts on its own fast path)
+                    get = o.get
+                    ts = get("ts")
+                    user, cat, session = get("user"), get("cat"), get("session")
+                    pid, master = get("pid", ""), get("master", "")
+                    if (
+                        get("type", "view") == "view" and type(ts) is int and lo <= ts < hi
+                        and type(user) is str and type(cat) is str and type(pid) is str and type(master) is str
+                        and 0 < len(user) <= maxf and 0 < len(cat) <= maxf
+                        and len(pid) <= maxf and len(master) <= maxf
+                        and (session is None or (type(session) is str and len(session) <= maxf))
+                    ):  # fmt: skip
+                        cat = intern(cat)  # one object per key name: far smaller and faster snapshots
+                        views.append((session or user, cat, ts))
+                        viewers.append((user, cat, ts))
+                        view_recs.append(r)
+                        sent = get("sent_ms", 0)
+                        if sent and (type(sent) is int or type(sent) is float) and int(sent):
+                            sent = int(sent)
+                            if sent > newest:
+                                newest = sent
+                            if not oldest or sent < oldest:
+                                oldest = sent
+                        continue
+                general(r, o)
         out.views += len(views)
         flush()
         st.offset = fresh[-1].offset + 1

@@ -33,6 +33,7 @@ class CoviewJobHandle:
             "job": s.job_id,
             "topic": s.topic,
             "shards": s.shards,
+            "placement": s.placement if s.placement_resource is None else f"{s.placement} ({s.placement_resource})",
             "window": f"{s.window_kind} {s.window_s:g}s/{s.slide_s:g}s" if s.window_kind == "sliding"
             else f"session gap {s.session_gap_s:g}s",
             "redis_keys": [f"{s.key_prefix}cat:co_view:{{cat}}", f"{s.key_prefix}user:recent_cats:{{uid}}"],
@@ -48,6 +49,12 @@ class CoviewJobHandle:
         import ray
 
         return ray.get(self.driver.stats.remote())
+
+    def shard_nodes(self) -> list[dict[str, Any]]:
+        """Where each shard runs now: ``{"node_id", "ip", "pid"}`` per shard."""
+        import ray
+
+        return ray.get(self.driver.shard_nodes.remote())
 
     def stop(self, *, kill: bool = True) -> dict[str, Any]:
         """Final checkpoint, then (with ``kill``) the shards and the driver go."""
@@ -71,10 +78,17 @@ def start_coview_job(settings: Settings) -> CoviewJobHandle:
     from hotpath.actors.coview_shard import CoviewDriver, driver_actor_name
 
     _ensure_ray(settings)
+    opts: dict[str, Any] = {}
+    if settings.streaming.placement == "spread":
+        # shards spread over the nodes; the driver runs here, beside the caller (a soft pin is not
+        # kept for actors without resources; it is not restarted anyway: max_restarts=0)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     deadline = time.monotonic() + 30.0
     while True:
         driver = CoviewDriver.options(
-            name=driver_actor_name(settings.streaming.job_id), get_if_exists=True, lifetime="detached"
+            name=driver_actor_name(settings.streaming.job_id), get_if_exists=True, lifetime="detached", **opts
         ).remote(settings)
         try:
             ray.get(driver.start.remote())
