@@ -162,21 +162,38 @@ def walk_recs(settings, *, masters: int = 2000, say=print) -> dict:
 
 # ---------------------------------------------------------------------- voice
 def walk_voice_chunk(settings, say=print) -> dict:
-    """Trace one non-speech audio chunk through the session host (after a first one opened the session)."""
+    """Trace one non-speech audio chunk from the MQTT message to the processed frame: the ingress's
+    plain logic (topic, payload, flood guard), then the session host (after a first chunk opened the
+    session). In production a Ray call sits between the two (``actors/voice_ingress._HostSink``)."""
     from hotpath.actors.voice_host import VoiceSessionHost
-    from hotpath.voice.audio import AudioChunk
+    from hotpath.voice.audio import encode_framed
+    from hotpath.voice.ingress import VoiceIngress
 
     say("walk: building a voice session host (VAD, intent model, TTS) in-process")
     host = VoiceSessionHost(settings.voice, settings.mqtt.host, settings.mqtt.port, 0)
     loop = asyncio.new_event_loop()
     device = "walk-watch-1"
+    topic = f"{settings.voice.topic_prefix}wearable/{device}/audio"
     frame = 512 * 2  # one 32 ms VAD frame of PCM16
     quiet = bytes(frame)
     n = [0]
+    pushed: list = []
+
+    class _Sink:  # stands in for the Ray call to the device's session host
+        def push(self, chunk) -> None:
+            pushed.append(host.push(chunk))
+
+    class _NoPublisher:
+        async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+            raise RuntimeError(f"the walk's chunk caused an error event on {topic}")
+
+    ingress = VoiceIngress(settings.voice, publisher=_NoPublisher(), spawn=lambda _device: _Sink())
 
     async def push_and_wait() -> None:
         n[0] += 1
-        ok = await host.push(AudioChunk(device, quiet, arrival=n[0], received_at=time.time()))
+        if not ingress.on_message(topic, encode_framed(quiet, seq=n[0])):
+            raise RuntimeError("the ingress refused the chunk")
+        ok = await pushed.pop()
         if not ok:
             raise RuntimeError("the session host refused the chunk")
         session = host.sessions[device]
@@ -193,7 +210,7 @@ def walk_voice_chunk(settings, say=print) -> dict:
     try:
         for _ in range(3):
             run()
-        return {"what": "one 32 ms audio chunk (no speech) into VoiceSessionHost.push, until processed",
+        return {"what": "one 32 ms audio chunk (no speech): VoiceIngress.on_message, then VoiceSessionHost.push, until processed",
                 "chunk": _walk(trace_files(run))}  # fmt: skip
     finally:
         try:
