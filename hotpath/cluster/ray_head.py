@@ -70,6 +70,17 @@ _ENV_OFFSETS = {
 _WORKER_OFFSET = 10
 _STARTUP_LOGS = ("gcs_server.out", "raylet.out", "dashboard.log", "dashboard.err", "monitor.log")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+
+
+def check_healthz(url: str, timeout_s: float) -> None:
+    """One of Ray's health endpoints (what its Kubernetes probes use): NotReady unless it says success."""
+    try:
+        with _NO_PROXY.open(url, timeout=timeout_s) as resp:
+            body = resp.read(200).decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError) as exc:
+        raise NotReady(f"{url}: {exc}") from exc
+    if "success" not in body:
+        raise NotReady(f"{url} answered {body[:100]!r}")
 # Unix socket paths under the temp dir must stay within 107 bytes. The longest Ray 2.60 makes is
 # {temp}/session_2026-11-26_12-08-52_545562_{pid}/sockets/dash_MetricsHead: 35 + up to 7 (pid) + 25
 # bytes after the temp dir and its slash, a few more for longer dashboard module names. A temp dir
@@ -249,13 +260,7 @@ class RayService(Service):
             f"http://{r.host}:{r.dashboard_port}/api/gcs_healthz",
             f"http://{r.host}:{r.port + _OFFSETS['dashboard_agent_listen_port']}/api/local_raylet_healthz",
         ):
-            try:
-                with _NO_PROXY.open(url, timeout=self.probe_timeout_s) as resp:
-                    body = resp.read(200).decode("utf-8", "replace")
-            except (OSError, urllib.error.URLError) as exc:
-                raise NotReady(f"{url}: {exc}") from exc
-            if "success" not in body:
-                raise NotReady(f"{url} answered {body[:100]!r}")
+            check_healthz(url, self.probe_timeout_s)
 
     def after_ready(self, say) -> None:  # noqa: ANN001
         exposed = self.exposed()

@@ -33,12 +33,11 @@ import json
 import re
 import subprocess
 import sys
-import urllib.error
 from collections.abc import Mapping
 
 from hotpath.cluster import process
-from hotpath.cluster.base import NotReady, Service
-from hotpath.cluster.ray_head import _NO_PROXY, _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, _cmdline
+from hotpath.cluster.base import Service
+from hotpath.cluster.ray_head import _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, _cmdline, check_healthz
 from hotpath.config import Settings
 from hotpath.errors import ConfigError, ServiceError
 
@@ -223,13 +222,7 @@ class RayWorkerNode(Service):
     def probe(self) -> None:
         """The raylet's health endpoint on its dashboard agent (what Ray's Kubernetes probes use)."""
         url = f"http://{self.ip}:{self.ports()['dashboard_agent_listen_port']}/api/local_raylet_healthz"
-        try:
-            with _NO_PROXY.open(url, timeout=self.probe_timeout_s) as resp:
-                body = resp.read(200).decode("utf-8", "replace")
-        except (OSError, urllib.error.URLError) as exc:
-            raise NotReady(f"{url}: {exc}") from exc
-        if "success" not in body:
-            raise NotReady(f"{url} answered {body[:100]!r}")
+        check_healthz(url, self.probe_timeout_s)
 
     def after_ready(self, say) -> None:  # noqa: ANN001
         found = process.listeners()
