@@ -78,7 +78,7 @@ class CoviewShard:
         gc.callbacks.append(self._gc)
         from hotpath.stores.factory import open_dimension_store, open_hot_cache
         from hotpath.streams.factory import open_event_log
-        from hotpath.stores.redis_zwriter import zwriter_for
+        from hotpath.stores.redis_fast import zwriter_for
         from hotpath.stores.rollups import open_rollup_store
 
         self.settings = settings

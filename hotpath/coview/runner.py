@@ -40,7 +40,7 @@ from hotpath.stores.base import DimensionStore, HotCache
 from hotpath.streams.base import EventIn, EventLog, LogRecord
 
 if TYPE_CHECKING:  # the DuckDB adapter is injected; only its type is named here
-    from hotpath.stores.redis_zwriter import ZWriter
+    from hotpath.stores.redis_fast import ZWriter
     from hotpath.stores.rollups import RollupStore
 
 __all__ = ["ShardRunner", "dlq_topic", "late_topic"]

@@ -31,7 +31,7 @@ from hotpath.coview.shard import OrderRow
 from hotpath.stores.base import CategoryCoView, DimensionStore, HotCache
 
 if TYPE_CHECKING:  # the DuckDB adapter is injected; only its type is named here
-    from hotpath.stores.redis_zwriter import ZWriter
+    from hotpath.stores.redis_fast import ZWriter
     from hotpath.stores.rollups import RollupStore
 
 __all__ = ["SinkBatch", "SinkWriter", "coview_key", "recent_key"]
@@ -107,7 +107,7 @@ class SinkWriter:
     ) -> None:
         self.cache, self.dims = cache, dims
         # The sorted-set writes: a faster writer to the same server when the wiring passes one
-        # (the shard actor passes hotpath.stores.redis_zwriter.zwriter_for(cache)), else the cache.
+        # (the shard actor passes hotpath.stores.redis_fast.zwriter_for(cache)), else the cache.
         self.zwriter = zwriter if zwriter is not None else cache
         self.rollups, self.order_source = rollups, order_source
         self.prefix, self.recent_ttl_s, self.dim_batch = prefix, recent_ttl_s, dim_batch

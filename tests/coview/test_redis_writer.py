@@ -7,7 +7,7 @@ import random
 import pytest
 
 from hotpath.config import load_settings
-from hotpath.stores.redis_zwriter import RespZWriter, zwriter_for
+from hotpath.stores.redis_fast import RespZWriter, zwriter_for
 from hotpath.errors import ServiceUnavailable
 from hotpath.stores.memory_cache import InMemoryHotCache
 from hotpath.stores.redis_cache import RedisHotCache
