@@ -102,7 +102,7 @@ def _figures(results, summons, devices, utterances, wall) -> dict:
     decisions: dict[str, int] = {}
     for device, phrase, sp in results:
         uid = (sp.event("vad-start") or {}).get("utterance_id")
-        decision = str((sp.event("decision") or {}).get("decision") or "none")
+        decision = str(((sp.event("decision") or {}).get("data") or {}).get("decision") or "none")
         decisions[decision] = decisions.get(decision, 0) + 1
         summon = next((d for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)
         t_summon = next((t for t, d in summons.get(device, []) if d.get("utterance_id") == uid), None)

@@ -9,7 +9,7 @@ from bench.voice_sim import Spoken
 def _spoken(phrase: str, uid: str, decision: str, t_end: float = 100.0) -> Spoken:
     sp = Spoken(text=phrase, t_end=t_end)
     sp.events = [(t_end, {"event": "vad-start", "utterance_id": uid}),
-                 (t_end + 0.2, {"event": "decision", "utterance_id": uid, "decision": decision})]
+                 (t_end + 0.2, {"event": "decision", "utterance_id": uid, "data": {"decision": decision}})]
     return sp
 
 
