@@ -106,7 +106,7 @@ def bench_replay(events: int) -> dict[str, Any]:
 
 def bench_stream(
     settings: Settings, *, events: int, rate: float, seconds: float, shards: int, say: Callable[[str], None],
-    trace: Path | None = None, placement: str | None = None,
+    trace: Path | None = None, placement: str | None = None, recs_target: str | None = None, recs_rate: float = 500.0,
 ) -> dict[str, Any]:
     from hotpath.graphs.coview_app import _ensure_ray, start_coview_job
 
@@ -173,8 +173,27 @@ def bench_stream(
         cpu_live0 = sum(x.get("cpu_s", 0.0) for x in st0)
         views0 = sum(x["counters"].get("views", 0) for x in st0)
         acks: list[float] = []
+        load = None
+        if recs_target is not None:  # the recs endpoint serving beside the job, for the whole phase
+            from bench.recs import paced_related_load
+
+            say(f"bench coview: /related at {recs_rate:,.0f} req/s against {recs_target} during the phase")
+            load = paced_related_load(settings, recs_target, seconds + 3.0, recs_rate)
+        cpu_gen0, busy0, t_live0 = time.process_time(), _machine_busy(), time.perf_counter()
         produced, achieved = asyncio.run(_with_log(s, _produce_live, batches, acks))
+        # the load generator's own CPU (it shares the machine with the job) and how busy the whole
+        # machine was over the phase: what is left is the headroom
+        live_s = time.perf_counter() - t_live0
+        out["generator_cores"] = round((time.process_time() - cpu_gen0) / live_s, 2)
+        busy1 = _machine_busy()
+        if busy0 and busy1:  # niced work (other jobs told to yield) counted apart
+            total = max(1, busy1[2] - busy0[2])
+            out["machine_busy_share"] = round((busy1[0] - busy0[0]) / total, 3)
+            out["machine_niced_share"] = round((busy1[1] - busy0[1]) / total, 3)
         time.sleep(3.0)  # let the last windows close and land
+        if load is not None:
+            out["recs_load"] = load.finish()
+            say("bench coview: recs beside the job: " + ", ".join(f"{k} {v}" for k, v in out["recs_load"].items()))
         stats = handle.stats()
         # CPU of both shard processes over the live phase (and its 3 s tail) per view they read
         live_views = sum(x["counters"].get("views", 0) for x in stats) - views0
@@ -232,6 +251,17 @@ def bench_stream(
         asyncio.run(_with_log(s, _drop_topics))
         shutil.rmtree(s.runtime_dir / "coview" / s.streaming.job_id, ignore_errors=True)
     return out
+
+
+def _machine_busy() -> tuple[int, int, int] | None:
+    """(busy, of it niced, total) jiffies of all CPUs from /proc/stat (None where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    return sum(vals) - idle, vals[1], sum(vals)
 
 
 async def _with_log(s: Settings, fn, *args):
@@ -343,13 +373,15 @@ def run_bench(
     stream: bool = True,
     trace: Path | None = None,
     placement: str | None = None,
+    recs_target: str | None = None,
+    recs_rate: float = 500.0,
     say: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"machine_cores": __import__("os").cpu_count(),
                            "load_average_at_start": [round(x, 2) for x in __import__("os").getloadavg()]}
     if stream:
         out.update(bench_stream(settings, events=events, rate=rate, seconds=seconds, shards=shards, say=say, trace=trace,
-                                placement=placement))
+                                placement=placement, recs_target=recs_target, recs_rate=recs_rate))
     say("bench coview: offline replay")
     out.update(bench_replay(replay_events))
     say("bench coview: state memory")
@@ -362,7 +394,7 @@ def run_bench(
 HEADLINE = (
     "freshness_p99_ms", "recent_freshness_p99_ms", "coview_freshness_p99_ms", "freshness_rate_achieved",
     "live_shard_cpu_us_per_event", "events_per_s", "shard_cpu_us_per_event", "replay_events_per_s",
-    "read_age_p99_ms", "step_p99_ms", "checkpoint_max_ms",
+    "read_age_p99_ms", "step_p99_ms", "checkpoint_max_ms", "generator_cores", "machine_busy_share",
 )
 """The figures ``--runs N`` prints for each run and gives the median of."""
 
@@ -386,6 +418,9 @@ def bench_coview(
     placement: Optional[str] = typer.Option(None, help="streaming.placement for the job: any, or spread (shards over the Ray nodes; start one with `hotpath services node up`)"),
     runs: int = typer.Option(1, min=1, max=20, help="Run the whole bench this many times: each run's headline figures, then their median (--json: the median figures at the top, each run under \"runs\")"),
     skip_stream: bool = typer.Option(False, "--skip-stream", help="Only the offline replay and memory"),
+    recs_target: Optional[str] = typer.Option(None, "--recs-target",
+                                              help="A running recs endpoint (as `hotpath up` prints it) to load with /related requests during the freshness phase"),
+    recs_rate: float = typer.Option(500.0, "--recs-rate", min=1.0, max=20_000.0, help="With --recs-target: request rate"),
     trace: Optional[Path] = typer.Option(None, "--trace",
                                          help="Write each shard's live-phase series (read age, step, sink write and freshness times, in order) to this JSON file"),
     as_json: bool = typer.Option(False, "--json"),
@@ -406,10 +441,11 @@ def bench_coview(
         if runs > 1:
             say(f"bench coview: run {i + 1} of {runs}")
         one = run_bench(s, events=events, rate=rate, seconds=seconds, replay_events=replay_events, shards=shards,
-                        stream=not skip_stream, trace=trace, placement=placement, say=say)
+                        stream=not skip_stream, trace=trace, placement=placement,
+                        recs_target=recs_target, recs_rate=recs_rate, say=say)
         all_runs.append(one)
         if runs > 1:
-            say(f"bench coview: run {i + 1}: " + ", ".join(f"{k} {one.get(k)}" for k in HEADLINE))
+            say(f"bench coview: run {i + 1}: " + ", ".join(f"{k} {one.get(k)}" for k in (*HEADLINE, "recs_load") if k in one))
     if runs == 1:
         result = all_runs[0]
     else:

@@ -42,7 +42,7 @@ import numpy as np
 
 from hotpath.config import Settings
 
-__all__ = ["run_bench", "run_target", "format_target", "run_outage", "register"]
+__all__ = ["run_bench", "run_target", "format_target", "run_outage", "PacedLoad", "paced_related_load", "register"]
 
 _WRK_LUA = r"""
 local paths = {}
@@ -61,6 +61,73 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, e.status))
 end
 """
+
+
+_PACED_LUA = _WRK_LUA.replace("init = function(args)\n", "local pace = 0\ninit = function(args)\n  pace = tonumber(args[3]) or 0\n", 1) + r"""
+delay = function()
+  return pace
+end
+"""
+"""The same script, each connection waiting ``args[3]`` ms between its requests (a paced load)."""
+
+
+class PacedLoad:
+    """wrk in the background at about ``rate`` req/s over ``paths`` (each of ``connections`` waits
+    between its requests), for another benchmark to run beside; :meth:`finish` waits for it and
+    returns the same figures as a sweep's measurement plus ``rate_target``."""
+
+    def __init__(self, base: str, paths: list[str], seconds: float, rate: float, connections: int = 16,
+                 latency_ms: float = 1.0) -> None:  # fmt: skip
+        self.rate, self._dir = rate, tempfile.TemporaryDirectory()
+        lua, pf = Path(self._dir.name, "paced.lua"), Path(self._dir.name, "paths.txt")
+        lua.write_text(_PACED_LUA)
+        pf.write_text("\n".join(paths) + "\n")
+        self.seconds, self.connections = seconds, connections
+
+        def cmd(secs: float, pace: int) -> list[str]:
+            return ["wrk", "-t1", f"-c{connections}", f"-d{int(max(1, secs))}s", "--timeout", "2s",
+                    "-s", str(lua), base, "--", str(pf), str(random.randrange(1 << 30)), str(pace)]  # fmt: skip
+
+        # A connection sends one request per (pace + latency + timer slack): 2 s probes measure
+        # the latter two, and the pace is set from them.
+        # Two probes: the first also pays for connecting.
+        cycle_ms = connections * 1000.0 / rate
+        pace = max(0, round(cycle_ms - latency_ms))
+        for _ in range(2):
+            out = subprocess.run(cmd(2, pace), capture_output=True, text=True, timeout=40).stdout
+            r = self._parse(out, "")
+            got = r["requests"] / (r["duration_us"] / 1e6) if r["requests"] else 0.0
+            overhead = connections * 1000.0 / got - pace if got > 0 else latency_ms
+            pace = max(0, round(cycle_ms - max(0.0, overhead)))
+        self.pace_ms = pace
+        self._proc = subprocess.Popen(cmd(seconds, self.pace_ms), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def _parse(out: str, err: str) -> dict:
+        line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            from hotpath.errors import ServiceError
+
+            raise ServiceError(f"wrk gave no result: {(err or out).strip().splitlines()[-1:] or '(nothing)'}")
+        return json.loads(line[len("RESULT ") :])
+
+    def finish(self) -> dict:
+        try:
+            out, err = self._proc.communicate(timeout=self.seconds + 30)
+        finally:
+            self._dir.cleanup()
+        r = self._parse(out, err)
+        return {
+            "rate_target": self.rate,
+            "connections": self.connections,
+            "pace_ms": self.pace_ms,
+            "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+            "p50_ms": round(r["p50_us"] / 1000, 2),
+            "p99_ms": round(r["p99_us"] / 1000, 2),
+            "requests": r["requests"],
+            "errors": r["errors"] + r["status_errors"],
+            "generator": "wrk (paced)",
+        }
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -485,6 +552,14 @@ def _split_target(url: str) -> tuple[str, str]:
         if path.endswith(tail):
             path = path[: -len(tail)]
     return f"{u.scheme}://{u.netloc}", path
+
+
+def paced_related_load(settings: Settings, target: str, seconds: float, rate: float, connections: int = 16) -> PacedLoad:
+    """``/related`` requests over the demo catalog at about ``rate`` req/s against a running recs
+    endpoint (``target`` as for ``--target``), in the background; see :class:`PacedLoad`."""
+    root, prefix = _split_target(target)
+    rel, _ = _target_paths(settings, None, n=2000)
+    return PacedLoad(root, [prefix + p for p in rel], seconds, rate, connections)
 
 
 def _server_processes(root: str) -> list:

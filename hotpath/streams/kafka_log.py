@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
+from itertools import repeat
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -221,7 +222,8 @@ class KafkaEventLog(EventLog):
             by_partition.setdefault(partition_for(ev.key, n), []).append(i)
         parts = list(by_partition.items())
         firsts = await asyncio.gather(
-            *(self._append_to(topic, p, [(events[i].key, events[i].value, events[i].timestamp_ms) for i in indices])
+            *(self._append_to(topic, p, [(events[i].key, events[i].value) for i in indices],
+                              [events[i].timestamp_ms for i in indices])
               for p, indices in parts)
         )
         result: list[tuple[int, int]] = [(0, 0)] * len(events)
@@ -238,30 +240,36 @@ class KafkaEventLog(EventLog):
             raise BadInput(f"partition {partition} of {topic!r} does not exist (it has {n})", field="partition")
         if not records:
             raise BadInput("no records to append", field="records")
-        self._check_sizes(k for k, _ in records)
-        self._check_sizes(v for _, v in records)
-        return await self._append_to(topic, partition, [(k, v, None) for k, v in records])
+        keys, values = zip(*records)  # two C-level passes instead of two generators per record
+        self._check_sizes(keys)
+        self._check_sizes(values)
+        return await self._append_to(topic, partition, records)
 
     def _check_sizes(self, blobs: Iterable[bytes | None]) -> None:
         """Before anything is sent: no key or value over a producer batch (the broker would refuse it)."""
-        biggest = max((len(b) for b in blobs if b), default=0)
+        biggest = max(map(len, filter(None, blobs)), default=0)
         if biggest > self._max_batch_bytes:
             raise BadInput(f"an event of {biggest:,} bytes is larger than a Kafka batch ({self._max_batch_bytes:,})",
                            field="value")
 
     async def _append_to(
-        self, topic: str, partition: int, records: list[tuple[bytes | None, bytes, int | None]]
+        self, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes]],
+        timestamps: Sequence[int | None] | None = None,
     ) -> int:
-        """``(key, value, timestamp_ms)`` records to one partition, in batches; the first's offset."""
+        """``(key, value)`` records (with ``timestamps`` in ms, else the broker's time) to one
+        partition, in batches; the first's offset."""
         producer = await self._started_producer()
         futures: list[asyncio.Future] = []
+        stamps = timestamps if timestamps is not None else repeat(None)
         async with self._errors(f"append to {topic}"):
             batch = producer.create_batch()
-            for key, value, ts in records:
-                if batch.append(key=key, value=value, timestamp=ts) is None:  # full: send it, start another
+            append = batch.append
+            for (key, value), ts in zip(records, stamps):
+                if append(key=key, value=value, timestamp=ts) is None:  # full: send it, start another
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=ts)
+                    append = batch.append
+                    append(key=key, value=value, timestamp=ts)
             futures.append(await producer.send_batch(batch, topic, partition=partition))
             metas = await asyncio.gather(*futures)
         return metas[0].offset
