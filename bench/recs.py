@@ -554,9 +554,11 @@ def _split_target(url: str) -> tuple[str, str]:
     return f"{u.scheme}://{u.netloc}", path
 
 
-def paced_related_load(settings: Settings, target: str, seconds: float, rate: float, connections: int = 16) -> PacedLoad:
+def paced_related_load(settings: Settings, target: str, seconds: float, rate: float, connections: int = 64) -> PacedLoad:
     """``/related`` requests over the demo catalog at about ``rate`` req/s against a running recs
-    endpoint (``target`` as for ``--target``), in the background; see :class:`PacedLoad`."""
+    endpoint (``target`` as for ``--target``), in the background; see :class:`PacedLoad`. Many
+    connections, each waiting long between its requests, so that the rate holds when the server
+    slows down under the other load (a connection's cycle is its wait plus the latency)."""
     root, prefix = _split_target(target)
     rel, _ = _target_paths(settings, None, n=2000)
     return PacedLoad(root, [prefix + p for p in rel], seconds, rate, connections)

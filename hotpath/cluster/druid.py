@@ -28,6 +28,7 @@ Supervisors are never terminated on stop (with Kafka gone that call hangs).
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from hotpath.cluster.base import NotReady, Service, run_sync
 from hotpath.config import Settings, repo_root
 from hotpath.errors import ServiceError
 
-__all__ = ["DruidService", "ROLES", "SUPERVISOR_SPEC", "supervisor_spec", "apply_supervisor"]
+__all__ = ["DruidService", "ROLES", "SUPERVISOR_SPEC", "supervisor_spec", "apply_supervisor", "roll_stale_tasks"]
 
 ROLES = ("coordinator", "historical", "indexer", "broker")
 SUPERVISOR_SPEC = repo_root() / "services" / "druid" / "orders-supervisor.json"
@@ -92,6 +93,65 @@ def apply_supervisor(settings: Settings, spec: dict | None = None, *, timeout_s:
         if time.monotonic() >= deadline:
             raise ServiceError(f"druid: the supervisor spec was not accepted: {last}", hint=f"see {SUPERVISOR_SPEC}")
         time.sleep(1.0)
+
+
+def _iso_seconds(duration: str) -> float:
+    """Seconds of an ISO-8601 period such as ``PT1H``, ``PT30M``, ``PT3600S``, ``P1D``."""
+    m = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", duration.strip().upper())
+    if not m or not any(m.groups()):
+        raise ServiceError(f"druid: not an ISO-8601 period: {duration!r}", hint="e.g. PT1H")
+    d, h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+    return d * 86_400 + h * 3_600 + mi * 60 + sec
+
+
+def roll_stale_tasks(settings: Settings, say=lambda msg: None, *, timeout_s: float = 120.0) -> int:  # noqa: ANN001
+    """Roll over ingestion tasks that outlived their ``task_duration``; returns how many there were.
+
+    A task takes orders only between the times the supervisor gave it when it was created (its start
+    less ``late_message_rejection``, its end plus ``early_message_rejection``). A task restored after
+    the services were down for longer than that keeps those times, so every new order would be
+    thrown away until the supervisor rolls it over, up to ``task_duration`` later. Suspending and
+    resuming the supervisor makes the old task publish what it holds and starts a new one from the
+    committed offsets (Druid's exactly-once handover): nothing is lost or counted twice."""
+    d = settings.druid
+    base = f"{d.overlord_url}/druid/indexer/v1"
+    try:
+        r = httpx.get(f"{base}/tasks", params={"state": "running", "datasource": d.datasource}, timeout=10.0)
+        r.raise_for_status()
+        tasks = r.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ServiceError(f"druid: cannot list the running ingestion tasks: {exc}") from exc
+    limit = _iso_seconds(d.task_duration)
+    now = time.time()
+
+    def created(t: dict) -> float:
+        from datetime import datetime
+
+        return datetime.fromisoformat(t["createdTime"].replace("Z", "+00:00")).timestamp()
+
+    kafka = [t for t in tasks if t.get("type", "").startswith("index_kafka")]
+    stale = [t for t in kafka if now - created(t) > limit]
+    if not stale or len(stale) < len(kafka):  # none, or a fresh task already reads (the old one publishes)
+        return 0
+    say(f"  druid: {len(stale)} ingestion task(s) older than {d.task_duration} (restored after a restart): rolling over")
+    sup = f"{base}/supervisor/{d.datasource}"
+    try:
+        httpx.post(f"{sup}/suspend", timeout=10.0).raise_for_status()
+        httpx.post(f"{sup}/resume", timeout=10.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"druid: rolling over the ingestion tasks failed: {exc}") from exc
+    old = {t["id"] for t in stale}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            running = httpx.get(f"{base}/tasks", params={"state": "running", "datasource": d.datasource}, timeout=10.0).json()
+        except (httpx.HTTPError, ValueError):
+            running = []
+        if any(t.get("id") not in old and t.get("type", "").startswith("index_kafka") for t in running):
+            return len(stale)
+        time.sleep(1.0)
+    raise ServiceError(f"druid: no new ingestion task within {timeout_s:.0f} s after the rollover",
+                       hint="see the overlord's log (coordinator.log)")
 
 
 class DruidService(Service):
@@ -452,6 +512,7 @@ class DruidService(Service):
         except Exception as exc:  # noqa: BLE001 - Kafka down: say so, the supervisor waits for it
             raise ServiceError(f"druid: cannot create Kafka topic {d.topic}: {exc}", hint="is Kafka up?") from exc
         apply_supervisor(self.settings)
+        roll_stale_tasks(self.settings, say)
 
 
 def _props(props: dict[str, str]) -> str:

@@ -104,6 +104,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def ray_session_processes(rec: process.PidRecord | None, mark: str) -> list[int]:
+    """The processes of a Ray session's pid record; when its main process (GCS or raylet) died,
+    also what is left of its session, recognised by ``mark`` in the command line or Ray's process
+    titles, so that stopping it leaves nothing behind."""
+    if rec is None:
+        return []
+    pids = set(rec.processes())
+    if rec.sid and not rec.alive():
+        for pid in process.session_members(rec.sid):
+            line = _cmdline(pid)
+            if mark in line or line.startswith("ray::") or "/site-packages/ray/" in line:
+                pids.add(pid)
+    return sorted(pids)
+
+
 class RayService(Service):
     name = "ray"
     env_key = "RAY"
@@ -232,19 +247,7 @@ class RayService(Service):
         return ("; Ray's logs: " + " | ".join(found)) if found else ""
 
     def processes(self) -> list[int]:
-        rec = self.record()
-        if rec is None:
-            return []
-        pids = set(rec.processes())
-        if rec.sid and not rec.alive():
-            # The GCS died: still collect what is left of this cluster, recognised by its temp dir
-            # or Ray's process titles, so that `down` leaves nothing behind.
-            mark = str(self.temp_dir)
-            for pid in process.session_members(rec.sid):
-                line = _cmdline(pid)
-                if mark in line or line.startswith("ray::") or "/site-packages/ray/" in line:
-                    pids.add(pid)
-        return sorted(pids)
+        return ray_session_processes(self.record(), str(self.temp_dir))  # the cluster's temp dir
 
     def stop(self) -> bool:
         pids = self.processes()

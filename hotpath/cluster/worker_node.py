@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 from hotpath.cluster import process
 from hotpath.cluster.base import Service
-from hotpath.cluster.ray_head import _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, _cmdline, check_healthz
+from hotpath.cluster.ray_head import _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, _cmdline, check_healthz, ray_session_processes
 from hotpath.config import Settings
 from hotpath.errors import ConfigError, ServiceError
 
@@ -184,17 +184,7 @@ class RayWorkerNode(Service):
         self._proc = None
 
     def processes(self) -> list[int]:
-        rec = self.record()
-        if rec is None:
-            return []
-        pids = set(rec.processes())
-        if rec.sid and not rec.alive():
-            # the raylet died: collect what is left of this node's session (workers, agents)
-            for pid in process.session_members(rec.sid):
-                line = _cmdline(pid)
-                if line.startswith("ray::") or "/site-packages/ray/" in line or self.ip in line:
-                    pids.add(pid)
-        return sorted(pids)
+        return ray_session_processes(self.record(), self.ip)  # the raylet died: its workers and agents too
 
     def stop(self) -> bool:
         """Stop the node's session by PID; it is then no longer listed (:func:`worker_nodes`)."""

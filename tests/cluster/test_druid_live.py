@@ -14,10 +14,10 @@ import uuid
 import httpx
 import pytest
 
-from hotpath.cluster.druid import ROLES, DruidService, apply_supervisor
+from hotpath.cluster.druid import ROLES, DruidService, _iso_seconds, apply_supervisor, roll_stale_tasks
 from hotpath.cluster.zookeeper import ZooKeeperService
 from hotpath.config import Settings
-from hotpath.errors import ServiceUnavailable
+from hotpath.errors import ServiceError, ServiceUnavailable
 from hotpath.stores.druid_rollups import DruidRollups
 from hotpath.stores.rollups import OrderEvent
 
@@ -98,8 +98,52 @@ def test_indexer_killed_mid_stream_loses_and_doubles_nothing(settings: Settings)
         store.close()
 
 
+def _running_tasks(settings: Settings) -> set[str]:
+    r = httpx.get(f"{settings.druid.overlord_url}/druid/indexer/v1/tasks",
+                  params={"state": "running", "datasource": settings.druid.datasource})
+    r.raise_for_status()
+    return {t["id"] for t in r.json() if t.get("type", "").startswith("index_kafka")}
+
+
 def _units(store: DruidRollups, cat: str) -> int:
     try:
         return int(sum(q for _, q in store.top_sellers(cat, 10)))
     except ServiceUnavailable:  # the broker still routes to the killed task for a while, or times out
         return -1
+
+
+@pytest.mark.slow
+def test_a_task_past_its_duration_is_rolled_over_and_loses_nothing(settings: Settings) -> None:
+    """A task restored after a long stop would throw new orders away: `services up` rolls it over.
+    Here the limit is 1 s, so the running task counts as stale; orders before and after the roll
+    are each counted once."""
+    uniq = uuid.uuid4().hex[:10]
+    store = DruidRollups(settings)
+    store.ensure_schema()
+    cat, now = f"roll-{uniq}", int(time.time() * 1000)
+    try:
+        store.record_orders([OrderEvent(f"m-{uniq}-{i % 5}", cat, 2, now + i) for i in range(40)])
+        short = settings.model_copy(update={"druid": settings.druid.model_copy(update={"task_duration": "PT1S"})})
+        before = _running_tasks(settings)
+        assert roll_stale_tasks(short) >= 1
+        assert _running_tasks(settings) - before  # a new task reads
+        assert roll_stale_tasks(settings) == 0  # under the real PT1H limit the new one is young
+        store.record_orders([OrderEvent(f"m-{uniq}-{i % 5}", cat, 1, now + 100 + i) for i in range(30)])
+        want, deadline, got = 40 * 2 + 30, time.monotonic() + 300, -1
+        seen: list[int] = []
+        while time.monotonic() < deadline:
+            got = _units(store, cat)
+            seen.append(got)
+            if got >= want and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+                break
+            time.sleep(3.0 if got >= want else 1.0)
+        assert got == want, f"after the roll-over Druid counts {got} units, {want} were ordered (reads: {seen[-8:]})"
+    finally:
+        store.close()
+
+
+def test_iso_periods() -> None:
+    assert _iso_seconds("PT1H") == _iso_seconds("PT3600S") == _iso_seconds("pt60m") == 3600
+    assert _iso_seconds("P1DT30M") == 86_400 + 1_800
+    with pytest.raises(ServiceError, match="ISO-8601"):
+        _iso_seconds("1 hour")

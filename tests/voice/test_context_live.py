@@ -152,7 +152,6 @@ def test_a_bad_context_at_start_up_is_one_clear_error(tmp_path):
 
 
 def test_the_stt_grammar_reloads_between_utterances(tmp_path, caplog):
-    pytest.importorskip("pocketsphinx")
     from hotpath.voice.stt import SttHints
     from hotpath.voice.stt_pocketsphinx import PocketsphinxEngine
 
