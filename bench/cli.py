@@ -15,6 +15,7 @@ __all__ = ["BENCHES", "register"]
 BENCHES: tuple[str, ...] = (
     "bench.coview",
     "bench.voice",
+    "bench.voice_cpu",
     "bench.intent",
     "bench.refresh",
     "bench.druid",

@@ -1,6 +1,10 @@
 """``hotpath bench voice``: N simulated watches speak commands in real time through Mosquitto into the
 voice edge on Ray; latency is measured from the end of speech with the VAD's silence window excluded.
 
+``cpu`` is the user+system CPU time the private edge's processes (STT actor, ingress, session hosts,
+broker) used over the measured run, per wall second and per utterance: what the cores must supply,
+whether or not the run was contended (``hotpath bench voice-cpu`` splits it by stage, in process).
+
 Zero of every figure: the moment the watch published the chunk that completes the silence window
 after the last loud sample of the utterance (:mod:`bench.voice_sim`). ``action`` is when a
 subscriber on ``team/summon`` received the action; ``reply`` when the watch received the first reply
@@ -46,7 +50,52 @@ def _pct(xs: list[float], p: float) -> float | None:
     return round(xs[k], 1)
 
 
-async def _drive(settings: Settings, devices: int, utterances: int, seed: int, say) -> dict:
+def _cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds so far of each named group of processes (all their threads)."""
+    import psutil
+
+    out = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        out[name] = total
+    return out
+
+
+async def _edge_pids(settings: Settings, tag: str) -> dict[str, list[int]]:
+    """The processes of this bench's private edge (STT actor, ingress, session hosts), the broker
+    and this driver (the simulated watches)."""
+    import psutil
+    import ray
+
+    from hotpath.graphs.voice_edge_app import INGRESS_ACTOR, STT_ACTOR
+
+    def pid_of(self):  # runs inside the actor
+        import os as _os
+
+        return _os.getpid()
+
+    stt = ray.get_actor(STT_ACTOR + tag)
+    ingress = ray.get_actor(INGRESS_ACTOR + tag)
+    pids = {"stt": [await stt.__ray_call__.remote(pid_of)], "ingress": [await ingress.__ray_call__.remote(pid_of)],
+            "session_hosts": [h["pid"] for h in await ingress.host_stats.remote()], "driver": [os.getpid()]}
+    broker = []
+    try:
+        for c in psutil.net_connections("tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == settings.mqtt.port and c.pid:
+                broker.append(c.pid)
+    except psutil.Error:
+        pass
+    pids["mqtt_broker"] = sorted(set(broker))
+    return pids
+
+
+async def _drive(settings: Settings, devices: int, utterances: int, seed: int, say, tag: str = "") -> dict:
     rnd = random.Random(seed)
     v = settings.voice
     audio = {p: synthesize_speech(p) for p, _, _ in PHRASES}
@@ -84,15 +133,33 @@ async def _drive(settings: Settings, devices: int, utterances: int, seed: int, s
                     results.append((w.device_id, phrase, spoken))
                     await asyncio.sleep(rnd.uniform(0.3, 1.5))
 
+            try:
+                pids = await _edge_pids(settings, tag)
+            except Exception as exc:  # the CPU account is extra: the latency figures stand without it
+                say(f"edge processes not found, no CPU account: {exc!r}")
+                pids = {}
+            cpu0 = _cpu_seconds(pids)
             t_run = time.time()
             await asyncio.gather(*(run(w) for w in watches))
             wall = time.time() - t_run
+            cpu1 = _cpu_seconds(pids)
             await asyncio.sleep(1.0)
         finally:
             reader.cancel()
             for w in watches:
                 await w.__aexit__()
-    return _figures(results, summons, devices, utterances, wall)
+    figures = _figures(results, summons, devices, utterances, wall)
+    if pids:
+        used = {k: cpu1[k] - cpu0[k] for k in pids}
+        edge = sum(v for k, v in used.items() if k != "driver")
+        figures["cpu"] = {
+            "cpu_s_per_wall_s": {k: round(v / wall, 3) for k, v in used.items()},
+            "edge_cpu_s_per_wall_s": round(edge / wall, 3),
+            "edge_cpu_s_per_utterance": round(edge / max(1, len(results)), 4),
+            "processes": {k: len(v) for k, v in pids.items()},
+            "note": "user+system CPU of the edge's processes over the measured run (the driver is the simulated watches)",
+        }
+    return figures
 
 
 def _figures(results, summons, devices, utterances, wall) -> dict:
@@ -216,7 +283,7 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
     s = settings.model_copy(update={"voice": voice})
     say("; ".join(start_voice(s, tag=tag, detached=False)))
     try:
-        figures = asyncio.run(_drive(s, devices, utterances, seed, say)) if devices else {"devices": 0}
+        figures = asyncio.run(_drive(s, devices, utterances, seed, say, tag)) if devices else {"devices": 0}
         if idle_devices:
             import ray
 
@@ -225,6 +292,8 @@ def run_bench(settings: Settings, *, devices: int = 20, utterances: int = 3, rep
             figures["idle"] = asyncio.run(_idle(s, idle_devices, ray.get_actor(INGRESS_ACTOR + tag), say))
         figures["stt"] = {"engine": voice.stt.engine, "replicas": voice.stt.replicas, "lm_preset": voice.stt.lm_preset,
                           "lm_mode": voice.stt.lm_mode}
+        figures["tts"] = {"engine": voice.tts.engine, "cache_size": voice.tts.cache_size, "threads": voice.tts.threads}
+        figures["vad_gate_dbfs"] = voice.vad_gate_dbfs
         return figures
     finally:
         stop_voice(s, tag=tag)

@@ -73,6 +73,10 @@ class SttSettings(_Section):
     grammar_reject_score: float = -70.0
     """A grammar command whose log score per frame under its words (x1e4) is below this never wins, even
     when it beats the LM (a question forced into a command: -75..-143 measured; commands -32..-66)."""
+    grammar_decoder: dict[str, float | int | bool] = Field(default_factory=dict)
+    """More pocketsphinx parameters of the command-grammar decoder (``topn``, ``beam``, ``pbeam``,
+    ``wbeam``, ``maxhmmpf``, ``ds``...). Its scores feed the calibrated rejection thresholds: check a
+    change with ``hotpath voice eval`` before relying on it."""
     redecode_questions: bool = True
     """Re-decode an utterance the grammar rejected with full beams, for a better question text."""
 
@@ -87,6 +91,11 @@ class TtsSettings(_Section):
     """A Piper voice ``.onnx`` (its ``.onnx.json`` beside it)."""
     chunk_ms: int = Field(100, ge=20, le=1000)
     """Size of the PCM chunks sent back on ``wearable/{id}/tts``."""
+    cache_size: int = Field(128, ge=0, le=100_000)
+    """Synthesized replies kept per voice and process (an LRU keyed by voice and text; 0: off).
+    Replies are templated and repeat; a 2 s reply is 64 kB of PCM."""
+    threads: int = Field(1, ge=0, le=64)
+    """Piper's ONNX intra-op threads, without spinning (0: onnxruntime's default pool)."""
 
 
 class ActionSettings(_Section):
@@ -195,6 +204,10 @@ class VoiceSettings(_Section):
     """``onnx`` (the trained model of hotpath.intent), ``keyword`` (built-in rules, no model), or
     ``module:attribute`` naming an IntentClassifier class or factory."""
     vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_gate_dbfs: float | None = Field(-60.0, le=0)
+    """While no utterance is open, a chunk whose frames are all quieter than this (RMS, dBFS) is taken
+    as silence without running the VAD model (None: score every frame). Digital silence and a quiet
+    room's noise floor (-70 dBFS) are gated; speech and factory noise are not."""
     vad_silence_s: float = Field(0.7, gt=0)
     vad_min_speech_s: float = Field(0.25, ge=0)
     vad_preroll_s: float = Field(0.3, ge=0)

@@ -140,8 +140,10 @@ class PocketsphinxEngine(SttEngine):
         accept_backed: float = 1.0,
         question_margin: float = 15.0,
         context=None,
+        grammar_decoder: dict | None = None,
     ) -> None:
-        self.grammar = _decoder(bestpath=False, lm=None)  # no n-gram model: a grammar search only
+        # no n-gram model: a grammar search only; ``grammar_decoder``: more pocketsphinx parameters
+        self.grammar = _decoder(bestpath=False, lm=None, **(grammar_decoder or {}))
         self._vocabulary = dict(people=list(people), teams=list(teams), directory=list(directory), prompt=prompt)
         self.context_path = None if isinstance(context, Context) else Path(context or DEFAULT_CONTEXT)
         self._context_version = file_version(self.context_path) if self.context_path else None
@@ -196,6 +198,7 @@ class PocketsphinxEngine(SttEngine):
             accept_coverage=voice.stt.grammar_accept_coverage,
             accept_backed=voice.stt.grammar_accept_backed,
             question_margin=voice.stt.question_margin,
+            grammar_decoder=dict(voice.stt.grammar_decoder),
         )
 
     def _load_grammar(self, context) -> str:

@@ -8,6 +8,12 @@ The segmenter is pure; it does not know where the probabilities come from.
 :class:`DeviceStream` is the plain object a device session holds: ``push(chunk)`` orders the chunks,
 scores whole frames and returns the segment events that chunk caused. It keeps less than one frame
 of leftover audio, so its memory is bounded whatever arrives.
+
+CPU: watches stream all the time, and most of what they stream is silence. While no utterance is open,
+a chunk whose every frame is quieter than ``vad_gate_dbfs`` (RMS, default -60 dBFS: digital silence,
+a quiet room's noise floor) is not scored by the model: its frames count as silence (probability 0)
+and the model's recurrent state is set to the one it reaches after a second of silence. Inside an utterance
+every frame is scored, so how an utterance ends does not change.
 """
 
 from __future__ import annotations
@@ -70,6 +76,26 @@ class SileroVad:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(_CONTEXT, dtype=np.float32)
+        self.frames_scored = 0
+
+    _quiet_state = None  # per process: the recurrent state after 1 s of silence
+
+    def skip(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` are not scored (gated as silence): probability 0 for each whole frame; the
+        recurrent state becomes the one the model settles in after a second of silence (computed once
+        per process), so the next loud frame is scored as after silence, and the context is the
+        skipped audio's tail."""
+        n = len(samples) // FRAME
+        if SileroVad._quiet_state is None:
+            probe = SileroVad.__new__(SileroVad)
+            probe.session = self.session
+            probe.reset()
+            probe(np.zeros(FRAME * 32, dtype=np.float32))
+            SileroVad._quiet_state = (probe._h.copy(), probe._c.copy())
+        self._h, self._c = (a.copy() for a in SileroVad._quiet_state)
+        if n:
+            self._context = np.asarray(samples[n * FRAME - _CONTEXT : n * FRAME], dtype=np.float32).copy()
+        return np.zeros(n, dtype=np.float32)
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """Speech probability of each whole 512-sample frame of ``samples`` (float32, len % 512 == 0)."""
@@ -84,6 +110,7 @@ class SileroVad:
         batch = np.concatenate([contexts, frames], axis=1)
         probs, self._h, self._c = self.session.run(None, {"input": batch, "h": self._h, "c": self._c})
         self._context = frames[-1, -_CONTEXT:].copy()
+        self.frames_scored += n
         return np.asarray(probs, dtype=np.float32).reshape(-1)
 
 
@@ -203,6 +230,10 @@ class DeviceStream:
         )
         self._rest = b""
         self.samples_in = 0
+        gate = getattr(settings, "vad_gate_dbfs", None)
+        self.gate_rms = None if gate is None else 10 ** (gate / 20)
+        """Frames below this RMS (full scale 1.0) are silence without scoring while no utterance is open."""
+        self.frames_gated = 0
 
     @property
     def in_speech(self) -> bool:
@@ -224,7 +255,14 @@ class DeviceStream:
         if n == 0:
             return []
         whole = data[: n * _FRAME_BYTES]
-        probs = self.vad(pcm_to_float(whole))
+        samples = pcm_to_float(whole)
+        if self.gate_rms is not None and not self.segmenter.in_speech and hasattr(self.vad, "skip"):
+            frames = samples.reshape(n, FRAME)
+            quiet = float(np.sqrt(np.max(np.mean(frames * frames, axis=1)))) < self.gate_rms
+            probs = self.vad.skip(samples) if quiet else self.vad(samples)
+            self.frames_gated += n if quiet else 0
+        else:
+            probs = self.vad(samples)
         events: list[SegmentEvent] = []
         for i in range(n):
             events.extend(self.segmenter.push(whole[i * _FRAME_BYTES : (i + 1) * _FRAME_BYTES], float(probs[i])))

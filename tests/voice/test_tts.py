@@ -94,3 +94,32 @@ def test_piper_without_a_voice_is_a_config_error(tmp_path):
         create_tts(TtsSettings(engine="piper", piper_model=tmp_path / "missing.onnx"))
     with pytest.raises(ConfigError):
         PiperTts(tmp_path / "missing.onnx")
+
+
+def test_repeated_replies_come_from_the_cache_and_voices_do_not_mix():
+    """Replies are templated and repeat: the second time a voice says a text costs no synthesis."""
+    calls = []
+
+    class Counting(EspeakTts):
+        def _render(self, text):
+            calls.append((self.voice, text))
+            return super()._render(text)
+
+    from hotpath.voice.tts import ReplyCache
+
+    us, gb = Counting("en-us"), Counting("en-gb")
+    us.cache = gb.cache = ReplyCache(2)  # one cache shared by two voices: the key holds the voice
+    a = us.synthesize("Medic summoned to bay 3.")
+    assert us.synthesize("Medic summoned to bay 3.") == a and len(calls) == 1
+    b = gb.synthesize("Medic summoned to bay 3.")
+    assert len(calls) == 2 and b != a, "another voice is synthesized, not served from the first's entry"
+    us.synthesize("Cancelled.")  # the LRU holds 2: the least recently used entry (en-us medic) goes
+    us.synthesize("Medic summoned to bay 3.")
+    assert len(calls) == 4 and us.cache.hits == 1
+
+
+def test_create_tts_shares_one_engine_per_voice_and_process():
+    s = TtsSettings(engine="espeak-ng")
+    assert create_tts(s) is create_tts(s) and create_tts(s).cache is not None
+    assert create_tts(s, shared=False) is not create_tts(s)
+    assert create_tts(TtsSettings(engine="espeak-ng", cache_size=0)).cache is None

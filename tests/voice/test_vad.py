@@ -92,3 +92,45 @@ def test_short_click_is_marked_too_short():
         events += seg.push(frame, 0.0)
     assert isinstance(events[0], SpeechStart)
     assert isinstance(events[-1], SpeechEnd) and events[-1].reason == "too-short"
+
+
+def _cut(stream: DeviceStream, pcm: bytes):
+    events = _run(stream, pcm)
+    return ([(type(e).__name__, e.at_sample) for e in events if isinstance(e, (SpeechStart, SpeechEnd))],
+            b"".join(e.pcm for e in events if isinstance(e, SpeechAudio)))
+
+
+def test_quiet_chunks_are_not_scored_and_utterances_cut_the_same(speech):
+    """The energy gate: silence between utterances costs no model call, and the utterances come out
+    as without the gate (starts within a frame, ends within two, the same speech audio)."""
+    on, off = VoiceSettings(), VoiceSettings(vad_gate_dbfs=None)
+    assert on.vad_gate_dbfs == -60.0
+    rng = np.random.default_rng(3)
+    room = (rng.standard_normal(16000) * 10 ** (-70 / 20) * 32768).astype("<i2").tobytes()  # -70 dBFS
+    pcm = b"".join(SILENCE_1S + room + speech(t) + SILENCE_1S * 2
+                   for t in ("Need a supervisor at loading dock 4", "Emergency help"))
+    gated, plain = DeviceStream("w-1", on), DeviceStream("w-1", off)
+    (ev_g, audio_g), (ev_p, audio_p) = _cut(gated, pcm), _cut(plain, pcm)
+    assert [k for k, _ in ev_g] == [k for k, _ in ev_p] == ["SpeechStart", "SpeechEnd"] * 2
+    for (k, a), (_, b) in zip(ev_g, ev_p):
+        assert abs(a - b) <= (FRAME if k == "SpeechStart" else 2 * FRAME), (k, a, b)
+    assert abs(len(audio_g) - len(audio_p)) <= 3 * FRAME * 2
+    middle = audio_p[4 * FRAME * 2: len(audio_p) // 2]
+    assert middle in audio_g
+    total = gated.samples_in // FRAME
+    assert gated.frames_gated > 0.5 * total and gated.vad.frames_scored < 0.5 * total
+    assert plain.frames_gated == 0
+
+
+def test_quiet_speech_and_factory_noise_are_still_scored(speech):
+    pcm = np.frombuffer(speech("Send security to zone B"), dtype="<i2").astype(np.float32)
+    rms = np.sqrt(np.mean(pcm ** 2))
+    quiet = (pcm * (10 ** (-45 / 20) * 32768 / rms)).astype("<i2").tobytes()  # speech at -45 dBFS RMS
+    stream = DeviceStream("w-1", VoiceSettings())
+    events = _run(stream, SILENCE_1S + quiet + SILENCE_1S * 2)
+    assert any(isinstance(e, SpeechStart) for e in events), "quiet speech still opens an utterance"
+    rng = np.random.default_rng(4)
+    noise = (rng.standard_normal(32000) * 10 ** (-35 / 20) * 32768).astype("<i2").tobytes()
+    stream = DeviceStream("w-2", VoiceSettings())
+    _run(stream, noise)
+    assert stream.frames_gated == 0 and stream.vad.frames_scored == len(noise) // 2 // FRAME
