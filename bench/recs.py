@@ -116,18 +116,8 @@ class PacedLoad:
             out, err = self._proc.communicate(timeout=self.seconds + 30)
         finally:
             self._dir.cleanup()
-        r = self._parse(out, err)
-        return {
-            "rate_target": self.rate,
-            "connections": self.connections,
-            "pace_ms": self.pace_ms,
-            "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
-            "p50_ms": round(r["p50_us"] / 1000, 2),
-            "p99_ms": round(r["p99_us"] / 1000, 2),
-            "requests": r["requests"],
-            "errors": r["errors"] + r["status_errors"],
-            "generator": "wrk (paced)",
-        }
+        return {"rate_target": self.rate, "connections": self.connections, "pace_ms": self.pace_ms,
+                **_wrk_figures(self._parse(out, err), "wrk (paced)")}  # fmt: skip
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -144,15 +134,18 @@ def _wrk(base: str, paths: list[str], seconds: float, concurrency: int) -> dict:
             "-s", str(lua), base, "--", str(pf), str(random.randrange(1 << 30)),
         ]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
-    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-    r = json.loads(line[len("RESULT ") :])
+    return _wrk_figures(PacedLoad._parse(out, ""), "wrk")
+
+
+def _wrk_figures(r: dict, generator: str) -> dict:
+    """The figures of one wrk run's RESULT line."""
     return {
         "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
         "p50_ms": round(r["p50_us"] / 1000, 2),
         "p99_ms": round(r["p99_us"] / 1000, 2),
         "requests": r["requests"],
         "errors": r["errors"] + r["status_errors"],
-        "generator": "wrk",
+        "generator": generator,
     }
 
 

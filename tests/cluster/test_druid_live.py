@@ -77,16 +77,7 @@ def test_indexer_killed_mid_stream_loses_and_doubles_nothing(settings: Settings)
         assert not druid.role_alive("indexer")
         assert druid.start() == "started"  # restarts the indexer only
         want = sum(produced)
-        deadline = time.monotonic() + 420
-        got, seen = -1, []
-        while time.monotonic() < deadline:
-            got = _units(store, cat)
-            seen.append(got)
-            # settled: every unit is in, and three reads over ~6 s agree (the replacement task's
-            # hand-off from its realtime rows to published segments can flicker for a moment)
-            if got >= want and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
-                break
-            time.sleep(3.0 if got >= want else 1.0)
+        got, seen = _settled_units(store, cat, want, 420)
         assert got == want, f"after the crash Druid counts {got} units, {want} were ordered (reads: {seen[-8:]})"
         time.sleep(5.0)  # nothing more arrives: no replay counted twice
         rows = store.sql(
@@ -96,6 +87,20 @@ def test_indexer_killed_mid_stream_loses_and_doubles_nothing(settings: Settings)
     finally:
         writer.join()
         store.close()
+
+
+def _settled_units(store: DruidRollups, cat: str, want: int, timeout_s: float) -> tuple[int, list[int]]:
+    """Druid's units of ``cat`` once settled: every unit is in and three reads over ~6 s agree (a
+    replacement task's hand-off from its realtime rows to published segments can flicker for a
+    moment); else the last read at ``timeout_s``. Returns it and the reads."""
+    deadline, got, seen = time.monotonic() + timeout_s, -1, []
+    while time.monotonic() < deadline:
+        got = _units(store, cat)
+        seen.append(got)
+        if got >= want and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+            break
+        time.sleep(3.0 if got >= want else 1.0)
+    return got, seen
 
 
 def _running_tasks(settings: Settings) -> set[str]:
@@ -129,14 +134,8 @@ def test_a_task_past_its_duration_is_rolled_over_and_loses_nothing(settings: Set
         assert _running_tasks(settings) - before  # a new task reads
         assert roll_stale_tasks(settings) == 0  # under the real PT1H limit the new one is young
         store.record_orders([OrderEvent(f"m-{uniq}-{i % 5}", cat, 1, now + 100 + i) for i in range(30)])
-        want, deadline, got = 40 * 2 + 30, time.monotonic() + 300, -1
-        seen: list[int] = []
-        while time.monotonic() < deadline:
-            got = _units(store, cat)
-            seen.append(got)
-            if got >= want and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
-                break
-            time.sleep(3.0 if got >= want else 1.0)
+        want = 40 * 2 + 30
+        got, seen = _settled_units(store, cat, want, 300)
         assert got == want, f"after the roll-over Druid counts {got} units, {want} were ordered (reads: {seen[-8:]})"
     finally:
         store.close()
