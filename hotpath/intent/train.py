@@ -4,7 +4,9 @@ Needs the ``train`` extra (jax, optax). The optimiser: global-norm clipping to 1
 on the matrices only), the token embeddings' updates scaled by ``embedding_lr_scale``, a linear warm-up
 to ``lr`` then a linear decay to 0. The loss is cross-entropy on the intent plus, when the MiniLM
 teacher is installed, ``distill_weight * (1 - cos)`` between an auxiliary projection of the
-student's pooled vector and the teacher's sentence embedding; the student's token and position
+student's pooled vector and the teacher's sentence embedding, and ``soft_weight`` times the
+cross-entropy to a teacher head's soft labels, on the training lines and on ``augment`` noisy
+copies of each (paraphrase noise, :mod:`hotpath.intent.augment`); the student's token and position
 embeddings then start from a PCA of the teacher's. :func:`hotpath.intent.artifact.train_and_export`
 wraps this with export, quantisation and calibration.
 """
@@ -43,12 +45,12 @@ class TrainConfig:
     warmup_fraction: float = 0.06
     dropout: float = 0.1
     distill_weight: float = 1.0
-    augment: int = 0
+    augment: int = 1
     """Paraphrase-noise copies per training line (:mod:`hotpath.intent.augment`), embedded and
     soft-labelled by the teacher; needs the teacher (ignored without it)."""
     augment_random: float = 0.0
     """Per-word probability that paraphrase noise puts a random common vocabulary word in its place."""
-    soft_weight: float = 0.0
+    soft_weight: float = 1.0
     """Weight of the cross-entropy to the teacher head's soft intent probabilities (needs the teacher)."""
     head_l2: float = 1e-3
     """L2 penalty of the teacher's linear head (fitted on the teacher's embeddings of the training lines)."""
