@@ -133,7 +133,7 @@ def synthetic_splits(out: Path, n_intents: int = 150, n_train: int = 100, seed: 
 
 
 def train_run(paths: dict[str, Path], out: Path, teacher: str, *, epochs: int, batch_size: int, lr: float,
-              max_steps: int | None, threshold: float, log) -> dict[str, object]:
+              max_steps: int | None, threshold: float, log, **options) -> dict[str, object]:
     """Train on paths["train"] (calibrate on "val"), evaluate on "test": timings and test metrics."""
     from hotpath.intent.artifact import train_and_export
     from hotpath.intent.data import load_examples
@@ -141,7 +141,8 @@ def train_run(paths: dict[str, Path], out: Path, teacher: str, *, epochs: int, b
     from hotpath.intent.train import TrainConfig
 
     train, val, test = (load_examples(paths[s]) for s in ("train", "val", "test"))
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, teacher=teacher, max_steps=max_steps)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, teacher=teacher, max_steps=max_steps,
+                      **{k: v for k, v in options.items() if v is not None})
     import resource
 
     def cpu() -> float:
@@ -172,6 +173,7 @@ def train_run(paths: dict[str, Path], out: Path, teacher: str, *, epochs: int, b
     history = meta["history"]
     return {
         "teacher": meta["teacher"],
+        "train_config": cfg.to_dict(),
         "epochs": len(history),
         "seconds_total": total,
         "cpu_seconds": cpu_s,
@@ -198,6 +200,9 @@ def bench_intent_train(
     batch_size: int = typer.Option(32, min=1),
     lr: float = typer.Option(1e-3, min=0.0),
     max_steps: Optional[int] = typer.Option(None, min=1, help="Stop each run after this many steps (smoke runs)."),
+    augment: Optional[int] = typer.Option(None, min=0, help="Paraphrase-noise copies per training line (teacher runs; default: TrainConfig's)."),
+    soft_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the teacher head's soft labels (default: TrainConfig's)."),
+    label_smoothing: Optional[float] = typer.Option(None, min=0.0, max=0.5, help="Label smoothing (default: TrainConfig's)."),
     threshold: float = typer.Option(0.85, min=0.0, max=1.0),
     out: Optional[Path] = typer.Option(None, "--out", help="Where models go (default: <runtime_dir>/intent/bench)."),
     as_json: bool = typer.Option(False, "--json"),
@@ -222,7 +227,8 @@ def bench_intent_train(
     for t in (["yes", "no"] if teacher == "both" else [teacher]):
         log(f"--- run with teacher={t}")
         runs.append(train_run(paths, root / f"model-teacher-{t}", t, epochs=epochs, batch_size=batch_size, lr=lr,
-                              max_steps=max_steps, threshold=threshold, log=log))
+                              max_steps=max_steps, threshold=threshold, log=log, augment=augment,
+                              soft_weight=soft_weight, label_smoothing=label_smoothing))
     report = {
         "dataset": {"source": source, "dir": str(paths["train"].parent),
                     **{s: sum(1 for line in p.read_text().splitlines() if line.strip()) for s, p in paths.items()}},

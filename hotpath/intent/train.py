@@ -4,7 +4,9 @@ Needs the ``train`` extra (jax, optax). The optimiser: global-norm clipping to 1
 on the matrices only), the token embeddings' updates scaled by ``embedding_lr_scale``, a linear warm-up
 to ``lr`` then a linear decay to 0. The loss is cross-entropy on the intent plus, when the MiniLM
 teacher is installed, ``distill_weight * (1 - cos)`` between an auxiliary projection of the
-student's pooled vector and the teacher's sentence embedding; the student's token and position
+student's pooled vector and the teacher's sentence embedding, and ``soft_weight`` times the
+cross-entropy to a teacher head's soft labels, on the training lines and on ``augment`` noisy
+copies of each (paraphrase noise, :mod:`hotpath.intent.augment`); the student's token and position
 embeddings then start from a PCA of the teacher's. :func:`hotpath.intent.artifact.train_and_export`
 wraps this with export, quantisation and calibration.
 """
@@ -43,6 +45,16 @@ class TrainConfig:
     warmup_fraction: float = 0.06
     dropout: float = 0.1
     distill_weight: float = 1.0
+    augment: int = 1
+    """Paraphrase-noise copies per training line (:mod:`hotpath.intent.augment`), embedded and
+    soft-labelled by the teacher; needs the teacher (ignored without it)."""
+    augment_random: float = 0.0
+    """Per-word probability that paraphrase noise puts a random common vocabulary word in its place."""
+    soft_weight: float = 1.0
+    """Weight of the cross-entropy to the teacher head's soft intent probabilities (needs the teacher)."""
+    head_l2: float = 1e-3
+    """L2 penalty of the teacher's linear head (fitted on the teacher's embeddings of the training lines)."""
+    label_smoothing: float = 0.0
     teacher: str = "auto"
     """"auto" (use MiniLM when installed), "yes" (required) or "no"."""
     max_steps: int | None = None
@@ -137,18 +149,45 @@ def train_model(
     )
     params = init_params(bert, cfg.seed)
     targets = np.zeros((len(train), max(bert.distill_dim, 1)), np.float32)
+    soft = np.zeros((len(train), 1), np.float32)
+    soft_weight = 0.0
     if teacher is not None:
         t0 = time.perf_counter()
         if teacher.word_embeddings.shape[0] != tokenizer.vocab_size:
             raise ModelError("the teacher's vocabulary differs from the tokenizer's")
         params.update(teacher.student_embeddings(cfg.hidden, cfg.max_length))
+        if cfg.augment > 0:
+            from hotpath.intent.augment import common_words, neighbour_table, paraphrase_noise
+
+            texts = [e.text for e in train]
+            vocab = teacher.vocab_path.read_text(encoding="utf-8").splitlines()
+            words = {w for t in texts for w in t.lower().split()}
+            near = neighbour_table(vocab, teacher.word_embeddings, words)
+            noisy = paraphrase_noise(texts, near, cfg.augment, seed=cfg.seed, p_random=cfg.augment_random,
+                                     random_words=common_words(vocab))
+            nids, nmask = tokenizer.encode_batch(noisy, pad_to=cfg.max_length)
+            ids, mask = np.concatenate([ids, nids]), np.concatenate([mask, nmask])
+            y = np.concatenate([y, np.full(len(noisy), -1, np.int32)])  # no label of their own
+            log(f"paraphrase noise: {len(noisy)} variants ({cfg.augment} per line, "
+                f"neighbours for {len(near)} of {len(words)} words)")
         targets = teacher.embed(ids, mask, log=log)
-        log(f"teacher: MiniLM embeddings of {len(train)} utterances in {time.perf_counter() - t0:.1f}s")
+        log(f"teacher: MiniLM embeddings of {len(ids)} utterances in {time.perf_counter() - t0:.1f}s")
+        if cfg.soft_weight > 0:
+            from hotpath.intent.augment import fit_head, head_probs
+
+            t0 = time.perf_counter()
+            labelled = y >= 0
+            head = fit_head(targets[labelled], y[labelled], len(labels), l2=cfg.head_l2)
+            soft = head_probs(head, targets)
+            soft_weight = cfg.soft_weight
+            log(f"teacher head: fitted on {int(labelled.sum())} lines in {time.perf_counter() - t0:.1f}s "
+                f"(training accuracy {float((soft[labelled].argmax(1) == y[labelled]).mean()):.4f})")
     else:
         log("teacher: none (random embedding init, no distillation)")
 
-    batch = max(1, min(cfg.batch_size, len(train)))
-    steps_per_epoch = max(1, len(train) // batch)
+    n_rows = len(ids)
+    batch = max(1, min(cfg.batch_size, n_rows))
+    steps_per_epoch = max(1, n_rows // batch)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -157,19 +196,27 @@ def train_model(
     optax = _optax()
     distill_weight = cfg.distill_weight if teacher is not None else 0.0
 
-    def loss_fn(p, xb, mb, yb, tb, key):
+    smooth = cfg.label_smoothing
+
+    def loss_fn(p, xb, mb, yb, tb, qb, key):
         logits, _, dist = forward(p, xb, mb, bert, dropout=cfg.dropout, rng=key)
         logp = jax.nn.log_softmax(logits)
-        ce = -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+        hard = (yb >= 0).astype(jnp.float32)
+        row = -jnp.take_along_axis(logp, jnp.maximum(yb, 0)[:, None], axis=1)[:, 0]
+        if smooth:
+            row = (1.0 - smooth) * row - smooth * jnp.mean(logp, axis=1)
+        ce = jnp.sum(row * hard) / jnp.maximum(jnp.sum(hard), 1.0)
         loss = ce
+        if soft_weight:
+            loss = loss + soft_weight * jnp.mean(-jnp.sum(qb * logp, axis=1))
         if dist is not None:
             cos = jnp.sum(dist * tb, axis=1) / (jnp.linalg.norm(dist, axis=1) + 1e-6)
             loss = loss + distill_weight * jnp.mean(1.0 - cos)
         return loss, ce
 
     @jax.jit
-    def step(p, opt_state, xb, mb, yb, tb, key):
-        (loss, ce), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, mb, yb, tb, key)
+    def step(p, opt_state, xb, mb, yb, tb, qb, key):
+        (loss, ce), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, mb, yb, tb, qb, key)
         updates, opt_state = optimizer.update(grads, opt_state, p)
         return optax.apply_updates(p, updates), opt_state, loss, ce
 
@@ -184,19 +231,20 @@ def train_model(
     history: list[dict[str, float]] = []
     t = 0
     epochs = math.ceil(total / steps_per_epoch)
-    log(f"training {bert.layers}x{bert.hidden} on {len(train)} utterances, {len(labels)} intents, "
+    log(f"training {bert.layers}x{bert.hidden} on {n_rows} utterances, {len(labels)} intents, "
         f"{epochs} epochs, {total} steps")
     quarter = steps_per_epoch // 4 if steps_per_epoch >= 200 else 0  # progress inside long epochs
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        order = rng.permutation(len(train))
+        order = rng.permutation(n_rows)
         losses, ces = [], []
         for s in range(steps_per_epoch):
             if t >= total:
                 break
             sel = order[s * batch:(s + 1) * batch]
             key, sub = jax.random.split(key)
-            p, opt_state, loss, ce = step(p, opt_state, ids[sel], mask[sel], y[sel], targets[sel], sub)
+            p, opt_state, loss, ce = step(p, opt_state, ids[sel], mask[sel], y[sel], targets[sel],
+                                          soft[sel], sub)
             losses.append(float(loss))
             ces.append(float(ce))
             t += 1
