@@ -33,6 +33,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from hotpath.cluster import process
@@ -102,6 +103,30 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def run_ray_start(svc: Service, is_main: Callable[[str], bool], why: Callable[[], str] = lambda: "") -> tuple[int, int]:
+    """Run ``svc``'s ``ray start`` command and wait for it to return; the PID of the session's main
+    process (the first whose command line ``is_main`` accepts) and the session id. When it does not
+    return in time, fails or leaves no such process, its session is stopped and ``svc.fail`` raised,
+    with ``why()`` appended (e.g. the tails of Ray's own logs)."""
+    try:
+        proc = process.spawn(svc.command(), log=svc.log_path, env=svc.env(), cwd=svc.dir)
+    except OSError as exc:
+        raise svc.fail(f"could not run `ray start`: {exc}", show_log=False) from exc
+    sid = proc.pid
+    try:
+        rc = proc.wait(timeout=svc.start_timeout_s)
+    except subprocess.TimeoutExpired:
+        tail = why()
+        process.terminate(process.session_members(sid), grace_s=2)
+        raise svc.fail(f"`ray start` did not return within {svc.start_timeout_s:.0f}s{tail}") from None
+    main = next((p for p in process.session_members(sid) if is_main(_cmdline(p))), None)
+    if rc != 0 or main is None:
+        tail = why()
+        process.terminate(process.session_members(sid), grace_s=2)
+        raise svc.fail(f"`ray start` failed (exit code {rc}){tail}")
+    return main, sid
 
 
 def ray_session_processes(rec: process.PidRecord | None, mark: str) -> list[int]:
@@ -217,22 +242,7 @@ class RayService(Service):
                 print(f"  ray: start attempt {attempt} failed ({exc}); trying again", file=sys.stderr)
 
     def _launch_once(self) -> None:
-        try:
-            proc = process.spawn(self.command(), log=self.log_path, env=self.env(), cwd=self.dir)
-        except OSError as exc:
-            raise self.fail(f"could not run `ray start`: {exc}", show_log=False) from exc
-        sid = proc.pid
-        try:
-            rc = proc.wait(timeout=self.start_timeout_s)
-        except subprocess.TimeoutExpired:
-            why = self._session_log_tails()
-            process.terminate(process.session_members(sid), grace_s=2)
-            raise self.fail(f"`ray start` did not return within {self.start_timeout_s:.0f}s{why}") from None
-        gcs = next((p for p in process.session_members(sid) if "gcs_server" in _cmdline(p)), None)
-        if rc != 0 or gcs is None:
-            why = self._session_log_tails()
-            process.terminate(process.session_members(sid), grace_s=2)
-            raise self.fail(f"`ray start` failed (exit code {rc}){why}")
+        gcs, sid = run_ray_start(self, lambda line: "gcs_server" in line, self._session_log_tails)
         process.write_pid(self.pid_path, process.PidRecord(gcs, process.start_time(gcs), sid))
         self._proc = None
 

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Mapping
 
 from hotpath.cluster import process
 from hotpath.cluster.base import Service
-from hotpath.cluster.ray_head import _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, _cmdline, check_healthz, ray_session_processes
+from hotpath.cluster.ray_head import _WORKER_OFFSET, RAY_ENV, WORKER_PORTS, check_healthz, ray_session_processes, run_ray_start
 from hotpath.config import Settings
 from hotpath.errors import ConfigError, ServiceError
 
@@ -162,20 +161,7 @@ class RayWorkerNode(Service):
     def launch(self) -> None:
         """``ray start`` (it returns once the raylet runs); record the raylet's PID and the session."""
         self.preflight()
-        try:
-            proc = process.spawn(self.command(), log=self.log_path, env=self.env(), cwd=self.dir)
-        except OSError as exc:
-            raise self.fail(f"could not run `ray start`: {exc}", show_log=False) from exc
-        sid = proc.pid
-        try:
-            rc = proc.wait(timeout=self.start_timeout_s)
-        except subprocess.TimeoutExpired:
-            process.terminate(process.session_members(sid), grace_s=2)
-            raise self.fail(f"`ray start` did not return within {self.start_timeout_s:.0f}s") from None
-        raylet = next((p for p in process.session_members(sid) if "/raylet" in _cmdline(p).split(" ")[0]), None)
-        if rc != 0 or raylet is None:
-            process.terminate(process.session_members(sid), grace_s=2)
-            raise self.fail(f"`ray start` failed (exit code {rc})")
+        raylet, sid = run_ray_start(self, lambda line: "/raylet" in line.split(" ")[0])
         process.write_pid(self.pid_path, process.PidRecord(raylet, process.start_time(raylet), sid))
         self.meta_path.write_text(json.dumps({
             "name": self.node_name, "ip": self.ip, "resources": self.resources, "num_cpus": self.num_cpus,
